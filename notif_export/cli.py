@@ -1,0 +1,204 @@
+"""`notif-export`: set up the source, simulate traffic, run the local S3 server and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from notif_export.lib.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
+from notif_export.lib.settings import Settings, SettingsError
+from notif_export.lib.simulator import Simulator, TrafficMix, utc_now
+from notif_export.lib.source import SourceDatabase, SourceError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+def _local_s3(config: Settings, port: int = DEFAULT_PORT) -> LocalS3Server:
+    return LocalS3Server(config.home / "s3", port=port)
+
+
+def cmd_source_init(args: argparse.Namespace) -> None:
+    source = SourceDatabase(_settings().source_url)
+    source.init_schema()
+    print(f"source schema ready in {source.display_url}")
+
+
+def _stop_on_signals() -> list[bool]:
+    stopping = [False]
+
+    def handler(signum, _frame):
+        stopping[0] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stopping
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    source = SourceDatabase(_settings().source_url)
+    source.init_schema()
+    mix = TrafficMix(
+        requests_per_hour=args.rate, bulk_share=args.bulk_share, event_share=args.event_share,
+        broadcast_share=args.broadcast_share, request_failure_rate=args.failure_rate,
+    )
+    sim = Simulator(source, seed=args.seed, mix=mix)
+    if args.history:
+        started = time.monotonic()
+        counts = sim.history(args.history, utc_now())
+        print(f"history of {args.history:g} h written in {time.monotonic() - started:.1f}s: "
+              + ", ".join(f"{n} {name}" for name, n in counts.items()), flush=True)
+    if args.live:
+        stopping = _stop_on_signals()
+        deadline = time.monotonic() + args.duration if args.duration else None
+        last = utc_now()
+        print(f"live traffic at {args.rate:g} requests/hour; Ctrl-C stops", flush=True)
+        while not stopping[0] and (deadline is None or time.monotonic() < deadline):
+            time.sleep(args.tick)
+            now = utc_now()
+            written = sim.write(sim.traffic(last, now, now))
+            changed = sim.advance(now)
+            last = now
+            if written["requests"] or changed:
+                print(f"{now:%H:%M:%S} +{written['requests']} requests, +{written['messages']} messages, "
+                      f"{changed} status changes", flush=True)
+
+
+def cmd_s3_serve(args: argparse.Namespace) -> None:
+    config = _settings()
+    server = _local_s3(config, args.port).start(buckets=(config.bucket,))
+    print(f"local S3 server on {server.endpoint_url}, bucket {config.bucket!r}, data in {server.data_dir}")
+    print(f"point a shell at it with: eval \"$(notif-export s3 env --port {args.port})\"; Ctrl-C stops", flush=True)
+    stopping = _stop_on_signals()
+    try:
+        while not stopping[0] and server.running_pid():
+            time.sleep(0.5)
+    finally:
+        server.stop()
+        print("local S3 server stopped")
+
+
+def cmd_s3_env(args: argparse.Namespace) -> None:
+    for name, value in _local_s3(_settings(), args.port).aws_env().items():
+        print(f"export {name}={value}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Everything on embedded defaults: local S3, SQLite with a day of history, live traffic, UI."""
+    config = _settings()
+    server = _local_s3(config, args.s3_port).start(buckets=(config.bucket,))
+    env = {**os.environ, **server.aws_env(), "NOTIF_EXPORT_HOME": str(config.home),
+           "DAGSTER_HOME": str(config.home / "dagster")}
+    (config.home / "dagster").mkdir(parents=True, exist_ok=True)
+    source = SourceDatabase(config.source_url)
+    source.init_schema()
+    children: list[subprocess.Popen] = []
+    try:
+        if source.max_updated_at(next(iter(_data_points()))) is None:
+            counts = Simulator(source, seed=args.seed).history(24, utc_now())
+            print("a day of simulated history: " + ", ".join(f"{n} {k}" for k, n in counts.items()), flush=True)
+        logs = config.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "simulator.log", "ab") as sim_log:
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "notif_export.cli", "simulate", "--live", "--seed", str(args.seed + 1)],
+                env=env, stdout=sim_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            ))
+        # dagster dev in its own process group, so stopping it stops its daemon and webserver too.
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(args.port)],
+            env=env, cwd=REPO, start_new_session=True, stdin=subprocess.DEVNULL,
+        ))
+        print(f"Dagster UI: http://127.0.0.1:{args.port}  (S3: {server.endpoint_url}, bucket {config.bucket!r}; "
+              f"live simulator log: {logs / 'simulator.log'}); Ctrl-C stops everything", flush=True)
+        stopping = _stop_on_signals()
+        while not stopping[0] and all(c.poll() is None for c in children):
+            time.sleep(0.5)
+    finally:
+        for child in reversed(children):
+            _stop_child(child)
+        server.stop()
+        print("stopped")
+
+
+def _data_points():
+    from notif_export.lib.contract import DATA_POINTS
+
+    return DATA_POINTS.values()
+
+
+def _stop_child(child: subprocess.Popen, timeout: float = 20) -> None:
+    if child.poll() is not None:
+        return
+    try:
+        if os.getpgid(child.pid) == child.pid:
+            os.killpg(child.pid, signal.SIGTERM)
+        else:
+            child.terminate()
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    except ProcessLookupError:
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="notif-export", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    source = sub.add_parser("source", help="the source database").add_subparsers(dest="action", required=True)
+    source.add_parser("init", help="create the tables and indexes (harmless to repeat)").set_defaults(func=cmd_source_init)
+
+    defaults = TrafficMix()
+    simulate = sub.add_parser("simulate", help="write simulated traffic into the source")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--history", type=float, default=0, metavar="HOURS", help="fill the past HOURS")
+    simulate.add_argument("--live", action="store_true", help="keep producing traffic until stopped")
+    simulate.add_argument("--duration", type=float, default=0, metavar="SECONDS", help="stop --live after this long")
+    simulate.add_argument("--tick", type=float, default=1.0, metavar="SECONDS", help="--live write interval")
+    simulate.add_argument("--rate", type=float, default=defaults.requests_per_hour, help="API requests per hour")
+    simulate.add_argument("--bulk-share", type=float, default=defaults.bulk_share)
+    simulate.add_argument("--event-share", type=float, default=defaults.event_share)
+    simulate.add_argument("--broadcast-share", type=float, default=defaults.broadcast_share)
+    simulate.add_argument("--failure-rate", type=float, default=defaults.request_failure_rate)
+    simulate.set_defaults(func=cmd_simulate)
+
+    s3 = sub.add_parser("s3", help="the local S3 server (SeaweedFS)").add_subparsers(dest="action", required=True)
+    serve = s3.add_parser("serve", help="run it on 127.0.0.1 until Ctrl-C, with the bucket created")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.set_defaults(func=cmd_s3_serve)
+    s3_env = s3.add_parser("env", help="print the AWS_* variables that point at it")
+    s3_env.add_argument("--port", type=int, default=DEFAULT_PORT)
+    s3_env.set_defaults(func=cmd_s3_env)
+
+    demo = sub.add_parser("demo", help="local S3 + SQLite history + live traffic + Dagster UI")
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    demo.add_argument("--s3-port", type=int, default=DEFAULT_PORT)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (SettingsError, SourceError, LocalS3Error) as exc:
+        print(f"notif-export: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""A write-only file object that streams into an S3 multipart upload.
+
+Parts are uploaded on background threads while the caller keeps writing, so encoding and upload
+overlap and memory stays at a few parts. The object appears only when `close()` completes the
+upload, atomically replacing any previous version; on error `abort()` leaves the old object as
+it was.
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+PART_SIZE = 16 * 1024 * 1024  # S3 needs at least 5 MiB per part (but the last)
+MAX_PARTS_IN_FLIGHT = 3
+
+
+class S3MultipartWriter(io.RawIOBase):
+    def __init__(self, client: Any, bucket: str, key: str, put_args: dict[str, Any] | None = None,
+                 part_size: int | None = None):
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._put_args = put_args or {}
+        self._part_size = part_size or PART_SIZE
+        self._buffer = bytearray()
+        self._parts: list[Future] = []
+        self._upload_id: str | None = None
+        self._pool = ThreadPoolExecutor(MAX_PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+        self.bytes_written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.bytes_written
+
+    def write(self, data) -> int:
+        self._buffer += data
+        self.bytes_written += len(data)
+        while len(self._buffer) >= self._part_size:
+            self._send_part(bytes(self._buffer[: self._part_size]))
+            del self._buffer[: self._part_size]
+        return len(data)
+
+    def _send_part(self, body: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._client.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key, **self._put_args
+            )["UploadId"]
+        # Bound memory: wait for the oldest part when too many are in flight.
+        in_flight = [f for f in self._parts if not f.done()]
+        if len(in_flight) >= MAX_PARTS_IN_FLIGHT:
+            in_flight[0].result()
+        number = len(self._parts) + 1
+        self._parts.append(self._pool.submit(self._upload_part, number, body))
+
+    def _upload_part(self, number: int, body: bytes) -> dict:
+        response = self._client.upload_part(
+            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def complete(self) -> None:
+        """Finish the object: one PUT when it is small, else the last part and the completion."""
+        try:
+            if self._upload_id is None:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), **self._put_args
+                )
+            else:
+                if self._buffer:
+                    self._send_part(bytes(self._buffer))
+                parts = [f.result() for f in self._parts]
+                self._client.complete_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._buffer.clear()
+            self._pool.shutdown(wait=True)
+        super().close()
+
+    def abort(self) -> None:
+        """Drop the upload; the previous object, if any, stays as it was."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._upload_id is not None:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+            self._upload_id = None
+        self._buffer.clear()
+        super().close()
+
+    def close(self) -> None:
+        # pyarrow closes its sink when the Parquet footer is written; completing is explicit.
+        pass

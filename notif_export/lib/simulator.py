@@ -1,0 +1,404 @@
+"""Traffic shaped like a SuprSend workspace's: API requests, workflow step logs, per-channel messages.
+
+Deterministic for a seed and a clock. Every message gets its whole lifecycle when it is created
+(delivery seconds to minutes later, seen and clicked hours or days later, vendor fallback after a
+failure); the part of it that is already in the past is applied at once and the rest waits in the
+row's simulator columns until `advance` reaches its time. No timestamp is ever later than the
+clock, so a sync never sees rows from the future.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from notif_export.lib.contract import MESSAGES
+from notif_export.lib.source import TABLES, SourceDatabase
+
+WORKSPACE_KEY = "ws_6b9d2c1e"
+TENANTS = ["acme", "globex", "initech", "umbrella", "hooli"]
+
+# workflow slug -> nodes after the trigger: (node_type, channels for send nodes)
+WORKFLOWS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "order-confirmation": [("send_multi_channel", ("email", "inbox", "androidpush"))],
+    "password-reset": [("send_email", ("email",))],
+    "otp-login": [("send_sms", ("sms",)), ("send_multi_channel", ("whatsapp",))],
+    "payment-failed": [("delay", ()), ("branch", ()), ("send_multi_channel", ("email", "sms"))],
+    "comment-mention": [("batch", ()), ("send_multi_channel", ("inbox", "iospush", "slack"))],
+    "weekly-digest": [("digest", ()), ("send_email", ("email",))],
+    "shipping-update": [("webhook", ()), ("send_multi_channel", ("sms", "webpush", "whatsapp"))],
+    "incident-alert": [("send_multi_channel", ("slack", "ms_teams", "email"))],
+}
+EVENTS = {"CART_ABANDONED": "payment-failed", "NEW_COMMENT": "comment-mention", "ORDER_SHIPPED": "shipping-update"}
+BROADCAST_LISTS = ["all-users", "beta-testers", "eu-customers"]
+VENDORS: dict[str, list[str]] = {
+    "email": ["sendgrid", "ses", "mailgun"],
+    "sms": ["twilio", "msg91"],
+    "whatsapp": ["gupshup", "twilio"],
+    "inbox": ["suprsend"],
+    "androidpush": ["fcm"],
+    "iospush": ["apns"],
+    "webpush": ["vapid"],
+    "slack": ["slack"],
+    "ms_teams": ["ms_teams"],
+}
+# Channels whose messages can be seen and clicked (email, inbox, push, whatsapp).
+ENGAGING = {"email", "inbox", "androidpush", "iospush", "webpush", "whatsapp"}
+# Probability that a delivered message is seen, and that a seen one is clicked.
+SEEN_RATE = {"email": 0.45, "inbox": 0.6, "androidpush": 0.35, "iospush": 0.35, "webpush": 0.2, "whatsapp": 0.8}
+CLICK_RATE = 0.25
+DELIVERY_FAILURE_RATE = 0.04
+FAILURE_REASONS = {
+    "email": ["mailbox full", "hard bounce: address does not exist", "blocked as spam"],
+    "sms": ["invalid number", "carrier rejected", "DND number"],
+    "whatsapp": ["user not on whatsapp", "template not approved"],
+    "androidpush": ["token expired"], "iospush": ["BadDeviceToken"], "webpush": ["subscription gone"],
+    "slack": ["channel_not_found"], "ms_teams": ["webhook disabled"], "inbox": ["subscriber not found"],
+}
+
+
+@dataclass
+class TrafficMix:
+    """What a mid-size workspace sends; every rate is an option of `notif-export simulate`."""
+
+    requests_per_hour: float = 600
+    event_share: float = 0.15
+    broadcast_share: float = 0.03
+    bulk_share: float = 0.12          # workflow triggers with 2 to 100 recipients
+    request_failure_rate: float = 0.02
+    users: int = 50_000
+
+
+@dataclass
+class Batch:
+    requests: list[dict] = field(default_factory=list)
+    workflow_executions: list[dict] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(rows) for name, rows in self.__dict__.items()}
+
+
+def _ts(value: datetime) -> str:
+    return value.isoformat()
+
+
+class Simulator:
+    def __init__(self, source: SourceDatabase, seed: int = 0, mix: TrafficMix | None = None):
+        self.source = source
+        self.rng = random.Random(seed)
+        self.mix = mix or TrafficMix()
+
+    # ---- ids -------------------------------------------------------------------------------
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _hex(self, n: int = 24) -> str:
+        return f"{self.rng.getrandbits(n * 4):0{n}x}"
+
+    def _recipient(self) -> str:
+        if self.rng.random() < 0.05:
+            return f"team/eng-{self.rng.randrange(200)}"
+        return f"user_{self.rng.randrange(self.mix.users)}"
+
+    # ---- generation ----------------------------------------------------------------------
+    def traffic(self, start: datetime, end: datetime, now: datetime) -> Batch:
+        """Requests received in [start, end) and what they caused, in their state as of `now`."""
+        hours = (end - start).total_seconds() / 3600
+        count = _poisson(self.rng, self.mix.requests_per_hour * hours)
+        times = sorted(start + (end - start) * self.rng.random() for _ in range(count))
+        batch = Batch()
+        for t in times:
+            self._request(batch, t, now)
+        return batch
+
+    def _request(self, batch: Batch, t: datetime, now: datetime) -> None:
+        rng, mix = self.rng, self.mix
+        at = lambda seconds: min(t + timedelta(seconds=seconds), now)  # noqa: E731
+        roll = rng.random()
+        if roll < mix.broadcast_share:
+            api_type, api_name, trigger, slug = "broadcast", rng.choice(BROADCAST_LISTS), None, None
+            recipients = [self._recipient() for _ in range(rng.randint(5, 60))]
+        elif roll < mix.broadcast_share + mix.event_share:
+            api_name = rng.choice(list(EVENTS))
+            api_type, trigger, slug = "event", "event", EVENTS[api_name]
+            recipients = [self._recipient()]
+        else:
+            slug = rng.choice(list(WORKFLOWS))
+            api_type, api_name, trigger = "workflow", slug, "api"
+            bulk = rng.random() < mix.bulk_share
+            recipients = [self._recipient() for _ in range(min(100, 2 + int(rng.expovariate(1 / 12))) if bulk else 1)]
+        recipients = list(dict.fromkeys(recipients))
+        tenant = rng.choice(TENANTS) if rng.random() < 0.3 else "default"
+        actor = f"user_{rng.randrange(mix.users)}" if rng.random() < 0.3 else None
+        given_key = rng.random() < 0.6
+        key = f"{api_name}-{self._hex(16)}" if given_key else self._uuid()
+        data = {"order_id": f"ord_{rng.randrange(10**6)}", "amount": round(rng.uniform(5, 500), 2)}
+        payload = {
+            "workflow" if api_type == "workflow" else "event" if api_type == "event" else "list_id": api_name,
+            "recipients": [{"distinct_id": r} for r in recipients[:100]],
+            "data": data, "actor": actor, "tenant_id": tenant,
+            **({"$idempotency_key": key} if given_key else {}),
+        }
+        errors: list[dict] = []
+        executions: list[dict] = []
+        failed = rng.random() < mix.request_failure_rate
+        if failed:
+            errors.append({"error_code": rng.choice(["workflow_not_found", "invalid_payload", "quota_exceeded"]),
+                           "error_description": "request rejected before execution", "error_type": "request",
+                           "severity": "error", "workflow_slug": slug})
+            status, response = "failure", {"status_code": 422, "body": {"status": "error", "message": errors[0]["error_code"]}}
+        else:
+            status, response = "completed", {"status_code": 202, "body": {"status": "success"}}
+            for r in recipients:
+                if len(recipients) > 1 and rng.random() < 0.02:
+                    errors.append({"error_code": "invalid_recipient", "error_description": f"{r}: no channel found",
+                                   "error_type": "recipient", "severity": "warning", "workflow_slug": slug})
+                    status = "partial_failure"
+                    continue
+                if api_type == "broadcast":
+                    continue
+                exec_id = self._hex(26)
+                executions.append({"distinct_id": r, "exec_id": exec_id, "workflow_slug": slug})
+                self._execution(batch, exec_id, r, tenant, key, slug, data, t, now)
+            if api_type == "broadcast":
+                broadcast_id = self._hex(26)
+                for r in recipients:
+                    for channel in ("inbox", "email"):
+                        self._message(batch, t + timedelta(seconds=1), now, {
+                            "wf_execution_id": None, "broadcast_execution_id": broadcast_id,
+                            "recipient_distinct_id": r, "tenant_id": tenant, "idempotency_key": key,
+                            "workflow_slug": None, "node_id": "broadcast", "node_name": "Broadcast",
+                            "node_type": "broadcast", "template_slug": f"{api_name}-announcement",
+                        }, channel)
+        batch.requests.append({
+            "workspace_key": WORKSPACE_KEY, "created_at": t, "updated_at": at(0.05),
+            "api_type": api_type, "api_name": api_name, "wf_trigger_type": trigger,
+            "distinct_id_list": recipients, "actor": actor, "tenant_id": tenant,
+            "payload": json.dumps(payload), "response": json.dumps(response),
+            "metadata": json.dumps({"sdk": rng.choice(["python/0.12.1", "node/1.9.0", "java/0.7.3", "http"]),
+                                    "ip": f"203.0.113.{rng.randrange(1, 255)}",
+                                    "country": rng.choice(["IN", "US", "DE", "BR", "SG"])}),
+            "errors": errors, "executions": executions, "idempotency_key": key, "status": status,
+        })
+
+    def _execution(self, batch: Batch, exec_id: str, recipient: str, tenant: str, key: str,
+                   slug: str, data: dict, t: datetime, now: datetime) -> None:
+        rng = self.rng
+        parent = recipient if "/" in recipient else None
+        common = {
+            "workspace_key": WORKSPACE_KEY, "created_at": t, "execution_id": exec_id,
+            "recipient_distinct_id": recipient, "tenant_id": tenant, "idempotency_key": key,
+            "parent_object_execution_id": self._hex(26) if parent else None, "parent_object": parent,
+            "workflow_slug": slug, "workflow_version": f"v{rng.randint(1, 9)}",
+        }
+
+        def log(offset: float, node_id: str, name: str, node_type: str, stage: str, status: str,
+                message: str, properties: dict) -> None:
+            batch.workflow_executions.append({
+                **common, "updated_at": min(t + timedelta(seconds=offset), now), "node_id": node_id,
+                "node_name": name, "node_type": node_type, "execution_stage": stage, "status": status,
+                "message": message, "properties": json.dumps(properties),
+            })
+
+        log(0.02, "workflow", "Workflow", "workflow", "triggered", "info", "workflow triggered", {"data": data})
+        send_at = 0.3
+        for i, (node_type, channels) in enumerate(WORKFLOWS[slug], start=1):
+            node_id = f"{node_type}-{i}"
+            offset = 0.1 * i
+            if node_type == "webhook" and rng.random() < 0.05:
+                log(offset, node_id, "Fetch tracking", node_type, "failed", "error",
+                    "webhook returned 404", {"url": "https://api.example.com/track", "status_code": 404})
+                return
+            if node_type.startswith("send"):
+                warning = rng.random() < 0.03
+                log(offset, node_id, f"Send {'/'.join(channels)}", node_type, "completed",
+                    "warning" if warning else "info",
+                    "variable 'data.customer.name' could not be resolved" if warning else "sent to channels",
+                    {"channels": list(channels)})
+                for channel in channels:
+                    self._message(batch, t + timedelta(seconds=send_at), now, {
+                        **{k: common[k] for k in ("recipient_distinct_id", "tenant_id", "idempotency_key",
+                                                   "parent_object", "parent_object_execution_id", "workflow_slug")},
+                        "wf_execution_id": exec_id, "broadcast_execution_id": None, "node_id": node_id,
+                        "node_name": f"Send {'/'.join(channels)}", "node_type": node_type,
+                        "template_slug": f"{slug}-{channel}",
+                    }, channel)
+            else:
+                props = {"delay": {"delay_seconds": 600}, "batch": {"window_seconds": 300, "batched": rng.randint(1, 8)},
+                         "digest": {"schedule": "weekly"}, "branch": {"taken": rng.choice(["paid", "unpaid"])},
+                         "webhook": {"url": "https://api.example.com/track", "status_code": 200}}[node_type]
+                log(offset, node_id, node_type.title(), node_type, "completed", "info", f"{node_type} completed", props)
+        log(0.5, "workflow-end", "Workflow end", "workflow", "completed", "info", "workflow completed", {})
+
+    def _message(self, batch: Batch, t: datetime, now: datetime, fields: dict, channel: str) -> None:
+        rng = self.rng
+        t = min(t, now)
+        vendor = rng.choice(VENDORS[channel])
+        recipient = fields["recipient_distinct_id"]
+        channel_value = {
+            "email": f"{recipient.replace('/', '.')}@example.com", "sms": f"+91{rng.randrange(10**9, 10**10)}",
+            "whatsapp": f"+55{rng.randrange(10**9, 10**10)}", "slack": "#alerts", "ms_teams": "ops-team",
+            "androidpush": f"fcm:{self._hex(20)}", "iospush": f"apns:{self._hex(20)}", "webpush": f"vapid:{self._hex(20)}",
+        }.get(channel)  # inbox messages go to the subscriber, with no channel address
+        row = {
+            **dict.fromkeys(MESSAGES.columns),
+            "workspace_key": WORKSPACE_KEY, "created_at": t, "updated_at": t, **fields,
+            "template_name": fields["template_slug"].replace("-", " ").title(),
+            "message_id": None, "message_status": "triggered", "message_triggered_at": t,
+            "message_delivered_at": None, "message_seen_at": None, "message_clicked_at": None,
+            "execution_failure_reason": None, "delivery_failure_reason": None, "note": None,
+            "message_id_by_vendor": None, "vendor_fallback_applicable": "false", "vendor_fallback_level": "0",
+            "vendor_nickname": f"{vendor.title()} primary", "vendor_slug": f"{vendor}-{channel}",
+            "is_smart": "true" if rng.random() < 0.1 else "false", "success_metric": None,
+            "success_achieved_at": None, "wait_time_in_seconds": None, "channel_slug": channel,
+            "channel_value": channel_value, "webhook_data": None,
+        }
+        if row["is_smart"] == "true":
+            row["success_metric"], row["wait_time_in_seconds"] = "seen", str(rng.choice([300, 900, 3600]))
+        if rng.random() < 0.01:  # execution error: no message id, nothing more happens
+            row["message_status"] = "delivery_failed"
+            row["execution_failure_reason"] = json.dumps({"severity": "error", "reason": f"no {channel} found for recipient"})
+            batch.messages.append(self._with_state(row, [], now))
+            return
+        row["message_id"] = self._hex(32)
+        row["message_id_by_vendor"] = f"{vendor}-{self._hex(12)}"
+        batch.messages.append(self._with_state(row, self._lifecycle(row, t, channel, vendor), now))
+
+    def _lifecycle(self, row: dict, t: datetime, channel: str, vendor: str) -> list[tuple[datetime, dict]]:
+        """The row's later changes: (when, columns set)."""
+        rng = self.rng
+        events: list[tuple[datetime, dict]] = []
+        at = t + timedelta(seconds=rng.lognormvariate(1.5, 1.2))  # seconds to minutes
+        if rng.random() < DELIVERY_FAILURE_RATE:
+            events.append((at, {"message_status": "delivery_failed",
+                                "delivery_failure_reason": rng.choice(FAILURE_REASONS[channel])}))
+            fallbacks = [v for v in VENDORS[channel] if v != vendor]
+            if not fallbacks or rng.random() < 0.5:
+                return events
+            vendor = fallbacks[0]
+            at += timedelta(seconds=rng.uniform(1, 30))
+            events.append((at, {"message_status": "triggered", "delivery_failure_reason": None,
+                                "vendor_fallback_applicable": "true", "vendor_fallback_level": "1",
+                                "vendor_nickname": f"{vendor.title()} fallback", "vendor_slug": f"{vendor}-{channel}",
+                                "message_id_by_vendor": f"{vendor}-{self._hex(12)}", "message_triggered_at": _ts(at)}))
+            at += timedelta(seconds=rng.lognormvariate(1.5, 1.0))
+        events.append((at, {"message_status": "delivered", "message_delivered_at": _ts(at)}))
+        if channel in ENGAGING and rng.random() < SEEN_RATE[channel]:
+            at += timedelta(seconds=rng.lognormvariate(8.5, 1.6))  # minutes to days, median ~80 min
+            seen = {"message_status": "seen", "message_seen_at": _ts(at)}
+            if row["is_smart"] == "true":
+                seen["success_achieved_at"] = _ts(at)
+            events.append((at, seen))
+            if rng.random() < CLICK_RATE:
+                at += timedelta(seconds=rng.lognormvariate(4, 1.5))
+                events.append((at, {"message_status": "clicked", "message_clicked_at": _ts(at)}))
+            elif channel == "inbox" and rng.random() < 0.5:
+                at += timedelta(seconds=rng.lognormvariate(6, 1.5))
+                events.append((at, {"message_status": rng.choice(["read", "archived"])}))
+        elif channel in ("androidpush", "iospush") and rng.random() < 0.2:
+            at += timedelta(seconds=rng.lognormvariate(7, 1.5))
+            events.append((at, {"message_status": "dismissed"}))
+        return events
+
+    @staticmethod
+    def _with_state(row: dict, events: list[tuple[datetime, dict]], now: datetime) -> dict:
+        """Apply the events up to `now`; keep the rest for `advance`."""
+        pending = []
+        for when, changes in events:
+            if when <= now:
+                row.update(_decode(changes))
+                row["updated_at"] = when
+            else:
+                pending.append([_ts(when), changes])
+        row["sim_next_event_at"] = datetime.fromisoformat(pending[0][0]) if pending else None
+        row["sim_pending_events"] = pending or None
+        return row
+
+    # ---- writing -----------------------------------------------------------------------------
+    def write(self, batch: Batch) -> dict[str, int]:
+        with self.source.connect() as conn:
+            for name, rows in batch.__dict__.items():
+                for chunk in _chunks(rows, 5000):
+                    conn.execute(TABLES[name].insert(), chunk)
+            conn.commit()
+        return batch.counts()
+
+    def history(self, hours: float, now: datetime, chunk: timedelta = timedelta(hours=1)) -> dict[str, int]:
+        """Fill the `hours` before `now` with traffic in its state as of `now`."""
+        totals: dict[str, int] = defaultdict(int)
+        start = now - timedelta(hours=hours)
+        while start < now:
+            end = min(start + chunk, now)
+            for name, n in self.write(self.traffic(start, end, now)).items():
+                totals[name] += n
+            start = end
+        return dict(totals)
+
+    def advance(self, now: datetime, limit: int = 20_000) -> int:
+        """Apply every pending status change due by `now`; returns the rows changed."""
+        table = TABLES["messages"]
+        due = (
+            sa.select(table.c.message_id, table.c.sim_pending_events)
+            .where(table.c.sim_next_event_at <= self.source._param(now))
+            .order_by(table.c.sim_next_event_at)
+            .limit(limit)
+        )
+        changed = 0
+        with self.source.connect() as conn:
+            groups: dict[tuple, list[dict]] = defaultdict(list)
+            for message_id, pending in conn.execute(due):
+                changes: dict = {}
+                updated_at = None
+                while pending and datetime.fromisoformat(pending[0][0]) <= now:
+                    when, delta = pending.pop(0)
+                    changes.update(_decode(delta))
+                    updated_at = datetime.fromisoformat(when)
+                changes.update(
+                    updated_at=updated_at,
+                    sim_next_event_at=datetime.fromisoformat(pending[0][0]) if pending else None,
+                    sim_pending_events=pending or None,
+                )
+                groups[tuple(sorted(changes))].append({"b_message_id": message_id, **changes})
+            for columns, rows in groups.items():
+                stmt = (
+                    table.update()
+                    .where(table.c.message_id == sa.bindparam("b_message_id"))
+                    .values({c: sa.bindparam(c) for c in columns})
+                )
+                conn.execute(stmt, rows)
+                changed += len(rows)
+            conn.commit()
+        return changed
+
+
+def _decode(changes: dict) -> dict:
+    return {k: datetime.fromisoformat(v) if k.endswith("_at") and k != "success_achieved_at" and v else v
+            for k, v in changes.items()}
+
+
+def _chunks(rows: list, size: int) -> Iterator[list]:
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean > 50:  # normal approximation
+        return max(0, round(rng.gauss(mean, mean ** 0.5)))
+    threshold, k, p = pow(2.718281828459045, -mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= threshold:
+            return k
+        k += 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,188 @@
+"""Real components for the tests: the local S3 server, SQLite and PostgreSQL sources.
+
+PostgreSQL is the server on 127.0.0.1:5432 when it answers; otherwise a throwaway cluster is
+started when the server binaries exist; otherwise the PostgreSQL tests are skipped and the run
+says so loudly at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import uuid
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.local_s3 import LocalS3Server, find_free_port
+from notif_export.lib.source import TABLES, SourceDatabase
+
+warnings.filterwarnings("ignore", category=Warning, module="dagster")
+
+# A fixed clock for the simulated traffic: whole-hour arithmetic stays readable in tests.
+NOW = datetime(2026, 11, 20, 12, 30, tzinfo=timezone.utc)
+
+_SKIPPED_POSTGRES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SKIPPED_POSTGRES:
+        terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(_SKIPPED_POSTGRES[0], red=True)
+
+
+# ---- S3 ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> LocalS3Server:
+    server = LocalS3Server(tmp_path_factory.mktemp("s3"), port=find_free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    return s3_server.client()
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def aws_env(s3_server, monkeypatch) -> dict[str, str]:
+    """The process environment pointed at the local server, as a user would set it."""
+    env = s3_server.aws_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def list_keys(s3, bucket: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+def read_object(s3, bucket: str, key: str) -> pa.Table:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return pq.read_table(pa.BufferReader(body))
+
+
+# ---- PostgreSQL ----------------------------------------------------------------------------------
+def _pg_admin_url() -> str | None:
+    for url in ("postgresql://postgres@127.0.0.1:5432/postgres", "postgresql://root@127.0.0.1:5432/postgres"):
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url
+        except psycopg.Error:
+            continue
+    return None
+
+
+def _throwaway_cluster(base: Path) -> tuple[str, callable] | None:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
+    if not bins:
+        return None
+    bindir = Path(bins[-1]).parent
+    data = base / "pgdata"
+    user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if user:
+        shutil.chown(base, "postgres")
+    port = find_free_port(30_000, 31_000)
+    subprocess.run([*user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True,
+                   capture_output=True)
+    subprocess.run([*user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "start",
+                    "-o", f"-h 127.0.0.1 -p {port} -k {data}"], check=True, capture_output=True)
+
+    def stop():
+        subprocess.run([*user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory) -> str:
+    url = _pg_admin_url()
+    stop = None
+    if url is None:
+        started = _throwaway_cluster(tmp_path_factory.mktemp("pg"))
+        if started is None:
+            reason = ("PostgreSQL is not running on 127.0.0.1:5432 and no server binaries (initdb) were found: "
+                      "every PostgreSQL test was SKIPPED. Install postgresql to run them.")
+            _SKIPPED_POSTGRES.append(reason)
+            pytest.skip(reason)
+        url, stop = started
+    yield url
+    if stop:
+        stop()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url) -> str:
+    """A fresh database for one test, dropped afterwards."""
+    name = f"notif_export_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    yield url.replace("postgresql://", "postgresql+psycopg://")
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def source_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'source.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def source(source_url) -> SourceDatabase:
+    db = SourceDatabase(source_url)
+    db.init_schema()
+    yield db
+    db.dispose()
+
+
+# ---- the source, read independently of the exporter --------------------------------------------
+def source_rows(db: SourceDatabase, data_point: str, hour: datetime) -> list[dict]:
+    """The hour's rows as plain Python values, through SQLAlchemy, sorted by the unique key."""
+    dp = DATA_POINTS[data_point]
+    table = TABLES[data_point]
+    start = hour.replace(minute=0, second=0, microsecond=0)
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(*(table.c[c] for c in dp.columns)).where(
+                table.c.created_at >= db._param(start), table.c.created_at < db._param(start + timedelta(hours=1))
+            )
+        ).mappings().all()
+    return sorted((normalize(dict(r)) for r in rows), key=lambda r: key_of(r, data_point))
+
+
+def normalize(row: dict) -> dict:
+    """UTC-aware datetimes with microseconds, so SQLite, PostgreSQL and Parquet values compare."""
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, datetime):
+            v = v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        out[k] = v
+    return out
+
+
+def key_of(row: dict, data_point: str) -> tuple:
+    return tuple(row[c] or "" for c in DATA_POINTS[data_point].unique_key)
+
+
+def file_rows(table: pa.Table, data_point: str) -> list[dict]:
+    return sorted((normalize(r) for r in table.to_pylist()), key=lambda r: key_of(r, data_point))

@@ -1,0 +1,167 @@
+"""The export assets through real Dagster runs, the real local S3 server and both databases."""
+
+from datetime import timedelta
+
+import dagster as dg
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from notif_export.definitions import build_definitions
+from notif_export.defs.exports.partitions import partition_key
+from notif_export.defs.exports.resources import DestinationResource
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.duckdb_s3 import httpfs_extension_file, s3_secret_sql
+from notif_export.lib.export import Destination
+from notif_export.lib.simulator import Simulator
+from notif_export.lib.source import TABLES
+from notif_export_tests.conftest import NOW, file_rows, list_keys, normalize, read_object, source_rows
+
+FIRST = (NOW - timedelta(hours=3)).replace(minute=0)
+HOURS = [FIRST + timedelta(hours=i) for i in range(3)]
+
+
+@pytest.fixture
+def traffic(source):
+    Simulator(source, seed=11).history(4, NOW)
+    return source
+
+
+def export_env(source_url: str, bucket: str, aws_env: dict, **settings: str) -> dict[str, str]:
+    return {**aws_env, "NOTIF_EXPORT_SOURCE_URL": source_url, "NOTIF_EXPORT_BUCKET": bucket,
+            "NOTIF_EXPORT_START": partition_key(NOW - timedelta(days=1)), **settings}
+
+
+def materialize(env: dict[str, str], hours: list, selection=None, raise_on_error=True) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(env)
+    tags = {"dagster/asset_partition_range_start": partition_key(hours[0]),
+            "dagster/asset_partition_range_end": partition_key(hours[-1])}
+    return dg.materialize(
+        [defs.get_assets_def(name) for name in (selection or DATA_POINTS)],
+        resources=defs.resources, tags=tags, raise_on_error=raise_on_error,
+    )
+
+
+def duckdb_rows(endpoint: str, creds: dict, glob: str) -> list[dict]:
+    con = duckdb.connect()
+    con.execute(f"LOAD '{httpfs_extension_file()}'")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(s3_secret_sql(endpoint, "us-east-1", creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"]))
+    cur = con.execute(f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+@pytest.mark.parametrize("layout, compression", [("shared", "snappy"), ("per_type", "gzip")])
+def test_hours_in_the_bucket_equal_the_source(traffic, source_url, bucket, aws_env, s3, layout, compression):
+    env = export_env(source_url, bucket, aws_env, NOTIF_EXPORT_LAYOUT=layout, NOTIF_EXPORT_COMPRESSION=compression,
+                     NOTIF_EXPORT_PREFIX="suprsend/")
+    result = materialize(env, HOURS)
+    assert result.success
+
+    dest = Destination(bucket=bucket, prefix="suprsend/", layout=layout, compression=compression)
+    expected_keys = sorted(dest.object_key(dp, hour) for dp in DATA_POINTS for hour in HOURS)
+    assert list_keys(s3, bucket) == expected_keys
+    for dp in DATA_POINTS:
+        for hour in HOURS:
+            table = read_object(s3, bucket, dest.object_key(dp, hour))
+            assert table.schema == DATA_POINTS[dp].schema
+            assert file_rows(table, dp) == source_rows(traffic, dp, hour)
+
+    # DuckDB over the whole data point, with the hive partition columns.
+    folder = "suprsend/messages/" if layout == "per_type" else "suprsend/"
+    rows = duckdb_rows(aws_env["AWS_ENDPOINT_URL"], aws_env,
+                       f"s3://{bucket}/{folder}year=*/month=*/day=*/hour=*/messages.parquet")
+    expected = [r for hour in HOURS for r in source_rows(traffic, "messages", hour)]
+    for row in rows:
+        created = row["created_at"]
+        assert (int(row.pop("year")), int(row.pop("month")), int(row.pop("day")), int(row.pop("hour"))) == \
+            (created.year, created.month, created.day, created.hour)
+    assert file_rows_from(rows) == sorted(expected, key=_message_key)
+
+    # Each hour's materialization carries its metadata.
+    events = result.get_asset_materialization_events()
+    assert len(events) == len(DATA_POINTS) * len(HOURS)
+
+
+def _message_key(row: dict) -> tuple:
+    return tuple(row[c] or "" for c in DATA_POINTS["messages"].unique_key)
+
+
+def file_rows_from(rows: list[dict]) -> list[dict]:
+    return sorted((normalize(r) for r in rows), key=_message_key)
+
+
+def test_single_hour_metadata(traffic, source_url, bucket, aws_env):
+    result = materialize(export_env(source_url, bucket, aws_env), [HOURS[1]], selection=["messages"])
+    [event] = result.get_asset_materialization_events()
+    meta = event.materialization.metadata
+    expected = source_rows(traffic, "messages", HOURS[1])
+    assert meta["rows"].value == len(expected)
+    assert meta["s3_uri"].value == f"s3://{bucket}/" + Destination(bucket).object_key("messages", HOURS[1])
+    assert meta["max_updated_at"].value == max(r["updated_at"] for r in expected).isoformat()
+    assert meta["bytes"].value > 0
+
+
+def test_changed_old_hour_is_replaced_and_no_other_file_touched(traffic, source_url, bucket, aws_env, s3):
+    env = export_env(source_url, bucket, aws_env)
+    materialize(env, HOURS, selection=["messages"])
+    dest = Destination(bucket)
+    untouched = {h: s3.head_object(Bucket=bucket, Key=dest.object_key("messages", h)) for h in HOURS[1:]}
+
+    old, table = HOURS[0], TABLES["messages"]
+    changed_at = NOW + timedelta(days=1)
+    with traffic.connect() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.created_at >= traffic._param(old), table.c.created_at < traffic._param(old + timedelta(hours=1)),
+                   table.c.message_status == "delivered")
+            .values(message_status="seen", message_seen_at=changed_at, updated_at=changed_at)
+        )
+        conn.commit()
+    materialize(env, [old], selection=["messages"])
+
+    rows = file_rows(read_object(s3, bucket, dest.object_key("messages", old)), "messages")
+    assert rows == source_rows(traffic, "messages", old)
+    assert any(r["message_seen_at"] == changed_at for r in rows)
+    for hour, head in untouched.items():
+        now_head = s3.head_object(Bucket=bucket, Key=dest.object_key("messages", hour))
+        assert (now_head["ETag"], now_head["LastModified"]) == (head["ETag"], head["LastModified"])
+
+
+def test_bad_destination_config_stops_the_run_before_any_write(traffic, source_url, bucket, aws_env, s3):
+    defs = build_definitions(export_env(source_url, bucket, aws_env))
+    result = dg.materialize(
+        [defs.get_assets_def("messages")],
+        resources={**defs.resources,
+                   "destination": DestinationResource.configure_at_launch(s3=defs.resources["destination"].s3)},
+        run_config={"resources": {"destination": {"config": {"bucket": bucket, "layout": "flat"}}}},
+        partition_key=partition_key(HOURS[0]),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = str(result.all_events)
+    assert "NOTIF_EXPORT_LAYOUT='flat' is not a layout; use one of: shared, per_type" in failure
+    assert list_keys(s3, bucket) == []
+
+
+def test_unreachable_database_is_named_without_its_password(tmp_path, bucket, aws_env, s3):
+    url = "postgresql+psycopg://exporter:hunter2-secret@127.0.0.1:1/logs"
+    result = materialize(export_env(url, bucket, aws_env), [HOURS[0]], selection=["messages"], raise_on_error=False)
+    assert not result.success
+    events = str(result.all_events)
+    assert "cannot connect to the source database postgresql+psycopg://exporter:***@127.0.0.1:1/logs" in events
+    assert "NOTIF_EXPORT_SOURCE_URL" in events
+    assert "hunter2-secret" not in events
+    assert list_keys(s3, bucket) == []
+
+
+def test_unreachable_s3_fails_and_leaves_the_database_alone(traffic, source_url, bucket, aws_env):
+    env = export_env(source_url, bucket, {**aws_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
+    result = materialize(env, [HOURS[0]], selection=["messages"], raise_on_error=False)
+    assert not result.success
+    events = str(result.all_events)
+    assert "http://127.0.0.1:1" in events
+    assert aws_env["AWS_SECRET_ACCESS_KEY"] not in events
+    with traffic.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(TABLES["messages"])).scalar() > 0

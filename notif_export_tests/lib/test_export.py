@@ -1,0 +1,84 @@
+"""rewrite_hour against the real local S3 server, from SQLite and PostgreSQL."""
+
+import json
+from datetime import timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from notif_export.lib.contract import DATA_POINTS, MESSAGES
+from notif_export.lib.export import Destination, rewrite_hour
+from notif_export.lib.simulator import Simulator
+from notif_export.lib.source import TABLES
+from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
+
+HOUR = (NOW - timedelta(hours=2)).replace(minute=0)
+
+
+@pytest.fixture
+def traffic(source):
+    Simulator(source, seed=7).history(4, NOW)
+    return source
+
+
+@pytest.mark.parametrize("data_point", list(DATA_POINTS))
+def test_hour_file_equals_source(traffic, s3, bucket, data_point):
+    dest = Destination(bucket=bucket)
+    result = rewrite_hour(traffic, s3, dest, DATA_POINTS[data_point], HOUR)
+
+    expected = source_rows(traffic, data_point, HOUR)
+    table = read_object(s3, bucket, dest.object_key(data_point, HOUR))
+    assert table.schema == DATA_POINTS[data_point].schema
+    assert file_rows(table, data_point) == expected
+    assert result.rows == len(expected) > 0
+    assert result.max_updated_at == max(r["updated_at"] for r in expected)
+    assert result.uri == f"s3://{bucket}/year={HOUR:%Y}/month={HOUR:%m}/day={HOUR:%d}/hour={HOUR:%H}/{data_point}.parquet"
+
+
+def test_parquet_physical_types_follow_the_contract(traffic, s3, bucket):
+    dest = Destination(bucket=bucket, compression="zstd")
+    rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
+    body = s3.get_object(Bucket=bucket, Key=dest.object_key("messages", HOUR))["Body"].read()
+    parquet = pq.ParquetFile(pa.BufferReader(body))
+    created = parquet.schema.column(parquet.schema.names.index("created_at"))
+    assert created.physical_type == "INT64"
+    logical = json.loads(created.logical_type.to_json())
+    assert (logical["Type"], logical["isAdjustedToUTC"], logical["timeUnit"]) == ("Timestamp", True, "microseconds")
+    assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_empty_hour_writes_no_file_and_removes_an_old_one(traffic, s3, bucket):
+    dest = Destination(bucket=bucket)
+    rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
+    table = TABLES["messages"]
+    with traffic.connect() as conn:
+        conn.execute(table.delete().where(table.c.created_at >= traffic._param(HOUR),
+                                          table.c.created_at < traffic._param(HOUR + timedelta(hours=1))))
+        conn.commit()
+    result = rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
+    assert result.rows == 0 and not result.written
+    assert list_keys(s3, bucket) == []
+
+
+def test_failure_mid_hour_keeps_the_previous_file(traffic, s3, bucket, monkeypatch):
+    """A read that breaks after the first batch (a fault the real database cannot be made to
+    produce on demand) aborts the upload: the old file stays whole."""
+    dest = Destination(bucket=bucket)
+    rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
+    key = dest.object_key("messages", HOUR)
+    before = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    real_read = type(traffic).read_hour
+
+    def broken(self, dp, hour, batch_rows=10):
+        reader = real_read(self, dp, hour, batch_rows=10)
+        yield next(reader)
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection reset by peer"))
+
+    monkeypatch.setattr(type(traffic), "read_hour", broken)
+    with pytest.raises(sa.exc.OperationalError):
+        rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == before
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

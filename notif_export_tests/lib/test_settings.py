@@ -1,0 +1,55 @@
+"""Settings: defaults and the errors a bad value gets."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from notif_export.lib.settings import Settings, SettingsError
+
+
+def test_defaults(tmp_path):
+    config = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path)}, now=datetime(2026, 11, 24, 9, tzinfo=timezone.utc))
+    assert config.source_url == f"sqlite:///{tmp_path / 'source.db'}"
+    assert (config.bucket, config.prefix, config.layout, config.compression) == ("notif-export", "", "shared", "snappy")
+    assert config.data_points == ("requests", "workflow_executions", "messages")
+    assert config.start_key == "2026-11-17-00:00"
+    assert config.sync_interval_seconds == 300
+    assert config.endpoint_url is None
+
+
+def test_values_are_normalized():
+    config = Settings.from_env({
+        "NOTIF_EXPORT_PREFIX": "exports/suprsend", "NOTIF_EXPORT_COMPRESSION": "ZSTD",
+        "NOTIF_EXPORT_START": "2025-01-15-14:00", "NOTIF_EXPORT_DATA_POINTS": "messages, requests",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:8333", "AWS_REGION": "eu-west-1",
+    })
+    assert config.prefix == "exports/suprsend/"
+    assert config.compression == "zstd"
+    assert config.start == datetime(2025, 1, 15, 14, tzinfo=timezone.utc)
+    assert config.data_points == ("messages", "requests")
+    assert (config.endpoint_url, config.region) == ("http://127.0.0.1:8333", "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    "name, value, says",
+    [
+        ("NOTIF_EXPORT_LAYOUT", "flat", "use one of: shared, per_type"),
+        ("NOTIF_EXPORT_COMPRESSION", "lzma", "use one of: snappy, lz4, gzip, zstd, brotli, none"),
+        ("NOTIF_EXPORT_BUCKET", "My_Bucket", "not a valid S3 bucket name"),
+        ("NOTIF_EXPORT_BUCKET", "192.168.1.1", "not formatted as an IP address"),
+        ("NOTIF_EXPORT_PREFIX", "/abs", "must not start with '/'"),
+        ("NOTIF_EXPORT_DATA_POINTS", "messages,emails", "unknown emails"),
+        ("NOTIF_EXPORT_START", "yesterday", "is not an hour"),
+        ("NOTIF_EXPORT_SYNC_INTERVAL_SECONDS", "5m", "whole number of seconds"),
+    ],
+)
+def test_bad_value_names_the_setting_and_the_fix(name, value, says):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({name: value})
+    assert name in str(err.value) and says in str(err.value)
+
+
+def test_every_bad_value_is_reported_at_once():
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"NOTIF_EXPORT_LAYOUT": "flat", "NOTIF_EXPORT_COMPRESSION": "lzma"})
+    assert "NOTIF_EXPORT_LAYOUT" in str(err.value) and "NOTIF_EXPORT_COMPRESSION" in str(err.value)
