@@ -75,13 +75,18 @@ def rewrite_hour(
     writer: pq.ParquetWriter | None = None
     rows = 0
     max_updated: pa.Scalar | None = None
+    # PostgreSQL rows cost CPU to convert: two readers keep both cores busy.
+    readers = source.read_hour(dp, start, slices=READERS if source.is_postgresql else 1)
     try:
-        for batch in _prefetched(source.read_hour(dp, start)):
+        for batch in _prefetched(readers):
             if batch.num_rows == 0:
                 continue
             if writer is None:
                 writer = pq.ParquetWriter(
-                    sink, dp.schema, compression=destination.compression.upper()
+                    sink,
+                    dp.schema,
+                    compression=destination.compression.upper(),
+                    use_dictionary=dictionary_columns(batch),
                 )
             writer.write_batch(batch)
             rows += batch.num_rows
@@ -107,15 +112,42 @@ def rewrite_hour(
     )
 
 
+def dictionary_columns(sample: pa.RecordBatch, max_distinct_share: float = 0.2) -> list[str]:
+    """String columns worth dictionary encoding, judged on the first batch: statuses, channels,
+    slugs repeat; ids and addresses do not, and trying a dictionary on them only costs time."""
+    return [
+        f.name
+        for f in sample.schema
+        if pa.types.is_string(f.type)
+        and pc.count_distinct(sample.column(f.name)).as_py() <= max_distinct_share * sample.num_rows
+    ]
+
+
+READERS = 2
 _DONE = object()
 
 
-def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
-    """Iterate `batches` on a background thread, `depth` batches ahead of the consumer."""
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+def _prefetched(readers: list[Iterator[pa.RecordBatch]], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Run every reader on its own thread, each up to `depth` batches ahead; yield their
+    batches reader after reader, so the output order is the readers' order."""
+    feeds = [_Feed(reader, depth) for reader in readers]
+    try:
+        for feed in feeds:
+            yield from feed
+    finally:
+        for feed in feeds:
+            feed.stop()
 
-    def produce() -> None:
+
+class _Feed:
+    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int):
+        self._handoff: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(batches,), name="source-reader", daemon=True)
+        self._thread.start()
+
+    def _produce(self, batches: Iterator[pa.RecordBatch]) -> None:
+        handoff, stop = self._handoff, self._stop
         item: Any = _DONE
         try:
             for batch in batches:
@@ -136,20 +168,19 @@ def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[p
         if not stop.is_set():
             handoff.put(item)
 
-    thread = threading.Thread(target=produce, name="source-reader", daemon=True)
-    thread.start()
-    try:
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
         while True:
-            item = handoff.get()
+            item = self._handoff.get()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
+
+    def stop(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
             try:
-                handoff.get(timeout=0.1)
+                self._handoff.get(timeout=0.1)
             except queue.Empty:
                 pass

@@ -12,8 +12,8 @@ import io
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-PART_SIZE = 16 * 1024 * 1024  # S3 needs at least 5 MiB per part (but the last)
-MAX_PARTS_IN_FLIGHT = 3
+PART_SIZE = 8 * 1024 * 1024  # S3 needs at least 5 MiB per part (but the last)
+MAX_PARTS_IN_FLIGHT = 2
 
 
 class S3MultipartWriter(io.RawIOBase):
@@ -40,7 +40,9 @@ class S3MultipartWriter(io.RawIOBase):
         self._buffer += data
         self.bytes_written += len(data)
         while len(self._buffer) >= self._part_size:
-            self._send_part(bytes(self._buffer[: self._part_size]))
+            with memoryview(self._buffer) as view:
+                part = bytes(view[: self._part_size])
+            self._send_part(part)
             del self._buffer[: self._part_size]
         return len(data)
 

@@ -162,15 +162,24 @@ class SourceDatabase:
                 "run `notif-export source init` (or point NOTIF_EXPORT_SOURCE_URL at the log database)."
             )
 
-    def read_hour(self, dp: DataPoint, hour: datetime, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        """Every row created in the hour starting at `hour`, latest state, as contract batches."""
-        start, end = hour_bounds(hour)
-        if self.is_postgresql:
-            yield from self._read_hour_adbc(dp, start, end)
-        else:
-            yield from self._read_hour_sqlalchemy(dp, start, end, batch_rows)
+    def read_hour(self, dp: DataPoint, hour: datetime, slices: int = 1) -> list[Iterator[pa.RecordBatch]]:
+        """Every row created in the hour starting at `hour`, latest state, as contract batches.
 
-    def _read_hour_sqlalchemy(self, dp: DataPoint, start: datetime, end: datetime, batch_rows: int):
+        The hour is cut into `slices` consecutive time ranges, one reader each, so that they can
+        be read in parallel (converting PostgreSQL's rows is CPU-bound); their rows in order
+        make the hour.
+        """
+        start, end = hour_bounds(hour)
+        step = (end - start) / slices
+        bounds = [(start + step * i, start + step * (i + 1) if i < slices - 1 else end) for i in range(slices)]
+        return [self.read_range(dp, lo, hi) for lo, hi in bounds]
+
+    def read_range(self, dp: DataPoint, start: datetime, end: datetime) -> Iterator[pa.RecordBatch]:
+        if self.is_postgresql:
+            return self._read_range_adbc(dp, start, end)
+        return self._read_range_sqlalchemy(dp, start, end)
+
+    def _read_range_sqlalchemy(self, dp: DataPoint, start: datetime, end: datetime, batch_rows: int = BATCH_ROWS):
         table = TABLES[dp.name]
         query = sa.select(*(table.c[name] for name in dp.columns)).where(
             table.c.created_at >= self._param(start), table.c.created_at < self._param(end)
@@ -180,7 +189,7 @@ class SourceDatabase:
             for rows in result.partitions():
                 yield conform(dict(zip(dp.columns, zip(*rows))), dp)
 
-    def _read_hour_adbc(self, dp: DataPoint, start: datetime, end: datetime):
+    def _read_range_adbc(self, dp: DataPoint, start: datetime, end: datetime):
         import adbc_driver_postgresql.dbapi
 
         select = ", ".join(
@@ -202,6 +211,8 @@ class SourceDatabase:
                 "NOTIF_EXPORT_SOURCE_URL and that the database server is running."
             ) from None
         with conn, conn.cursor() as cur:
+            # Batches of ~8 MB: big enough for good row groups, small enough to keep memory flat.
+            cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(8 << 20)})
             cur.execute(query)
             for batch in cur.fetch_record_batch():
                 yield conform({name: batch.column(name) for name in dp.columns}, dp)

@@ -70,14 +70,13 @@ def test_failure_mid_hour_keeps_the_previous_file(traffic, s3, bucket, monkeypat
     key = dest.object_key("messages", HOUR)
     before = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    real_read = type(traffic).read_hour
+    real_read = type(traffic).read_range
 
-    def broken(self, dp, hour, batch_rows=10):
-        reader = real_read(self, dp, hour, batch_rows=10)
-        yield next(reader)
+    def broken(self, dp, start, end):
+        yield next(real_read(self, dp, start, end))
         raise sa.exc.OperationalError("SELECT", {}, Exception("connection reset by peer"))
 
-    monkeypatch.setattr(type(traffic), "read_hour", broken)
+    monkeypatch.setattr(type(traffic), "read_range", broken)
     with pytest.raises(sa.exc.OperationalError):
         rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == before
