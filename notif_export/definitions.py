@@ -9,6 +9,8 @@ import dagster as dg
 from notif_export.defs.exports.assets import build_export_assets
 from notif_export.defs.exports.partitions import hourly_partitions
 from notif_export.defs.exports.resources import build_resources
+from notif_export.defs.sync.jobs import sync_dirty_hours
+from notif_export.defs.sync.sensors import build_sync_sensor
 from notif_export.lib.settings import Settings
 
 
@@ -17,6 +19,8 @@ def build_definitions(env: dict[str, str]) -> dg.Definitions:
     partitions_def = hourly_partitions(config.start)
     return dg.Definitions(
         assets=build_export_assets(partitions_def),
+        jobs=[sync_dirty_hours],
+        sensors=[build_sync_sensor(config, sync_dirty_hours, config.start_key)],
         resources=build_resources(config, env),
     )
 

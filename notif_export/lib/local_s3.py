@@ -145,7 +145,8 @@ class LocalS3Server:
             "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-filer.localSocket={self.data_dir / 'tmp' / 'filer.sock'}",
             f"-s3.localSocket={self.data_dir / 'tmp' / 's3.sock'}",
-            f"-s3.config={config}", "-master.volumeSizeLimitMB=256",
+            # Like AWS: writing to a missing bucket fails instead of creating it.
+            f"-s3.config={config}", "-s3.autoCreateBucket=false", "-master.volumeSizeLimitMB=256",
         ]
         # weed puts its remaining sockets in TMPDIR: keep them in the data folder too.
         env = {**os.environ, "TMPDIR": str(self.data_dir / "tmp")}

@@ -227,6 +227,18 @@ class SourceDatabase:
             value = conn.execute(sa.select(sa.func.max(table.c.updated_at))).scalar()
         return _parse_ts(value)
 
+    def updates_since(self, dp: DataPoint, floor: datetime | None) -> list[tuple[datetime, datetime]]:
+        """(created_at, updated_at) of the rows updated after `floor` (every row when None).
+
+        A range scan of the updated_at index: its cost follows the rows changed, not the table.
+        """
+        table = TABLES[dp.name]
+        query = sa.select(table.c.created_at, table.c.updated_at)
+        if floor is not None:
+            query = query.where(table.c.updated_at > self._param(floor))
+        with self.connect() as conn:
+            return [(_utc(c), _utc(u)) for c, u in conn.execute(query)]
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -1,0 +1,41 @@
+"""The sync's run: rewrite a list of hours (scattered, not a range) of one data point."""
+
+import dagster as dg
+from pydantic import field_validator
+
+from notif_export.defs.exports.assets import hour_metadata, rewrite_hours
+from notif_export.defs.exports.resources import DestinationResource, SourceResource
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.settings import parse_hour, validate_data_points
+
+
+class RewriteHoursConfig(dg.Config):
+    data_point: str
+    hours: list[str]  # partition keys, e.g. "2025-01-15-14:00"
+
+    @field_validator("data_point")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return validate_data_points([value])[0]
+
+
+@dg.op(description="Rewrite the given hours of one data point and record each as a materialization "
+                   "of that hour's partition.")
+def rewrite_dirty_hours(
+    context: dg.OpExecutionContext,
+    config: RewriteHoursConfig,
+    source: SourceResource,
+    destination: DestinationResource,
+) -> None:
+    dp = DATA_POINTS[config.data_point]
+    hours = [parse_hour(h, "hours") for h in config.hours]
+    for result, key in zip(rewrite_hours(context.log, dp, hours, source, destination), config.hours):
+        # A runtime materialization per hour: the asset's partition view shows exactly these
+        # hours as rewritten, each with its own metadata.
+        context.log_event(dg.AssetMaterialization(asset_key=dp.name, partition=key, metadata=hour_metadata(result)))
+
+
+@dg.job(name="sync_dirty_hours", tags={"notif_export/kind": "sync"},
+        description="Started by the `sync` sensor: rewrites exactly the hours whose rows changed.")
+def sync_dirty_hours() -> None:
+    rewrite_dirty_hours()

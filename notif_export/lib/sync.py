@@ -1,0 +1,172 @@
+"""Which hours must be rewritten: the sync's state and its rules, with no Dagster in it.
+
+Per data point the state keeps a *position* (the newest `updated_at` handed to a rewrite) and,
+for late commits, a fingerprint of every hour's rows whose `updated_at` lies in the overlap
+window just below the position.
+
+Late commits. A transaction that commits after a tick but stamped `updated_at` before it (a long
+transaction, a writer's clock behind) is invisible to that tick and then falls below the
+position. So each tick scans from `position - overlap` (an index range scan on `updated_at`), and
+an hour is dirty when it has a row newer than the position *or* its rows in the window no
+longer match the fingerprint taken at the last tick (a row appeared there or changed there).
+Only the overlap window is rescanned and only hours that really changed are rewritten. Commits
+later than the overlap (default 10 minutes) after their `updated_at` are not detected.
+
+At least once. The hours of every requested run stay in the state until the run succeeds; a
+failed or cancelled run's hours are requested again.
+
+Data point rules (the connector's): a data point seen for the first time starts at the newest
+`updated_at` (going forward only); a removed one keeps its position and is marked disabled; a
+re-enabled one resumes from its old position, so everything changed since it stopped is
+exported; a paused sensor simply ticks later from the same positions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from notif_export.lib.contract import DataPoint
+from notif_export.lib.source import SourceDatabase
+
+HOUR_KEY = "%Y-%m-%d-%H:00"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _us(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def hour_key(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime(HOUR_KEY)
+
+
+@dataclass
+class DataPointState:
+    position: str | None = None                                   # ISO updated_at, or None: from the start
+    window: dict[str, list[int]] = field(default_factory=dict)    # hour -> [rows, sum of updated_at µs]
+    pending: dict[str, list[str]] = field(default_factory=dict)   # run key -> hours it rewrites
+    enabled_since: str | None = None
+    disabled_since: str | None = None
+
+
+@dataclass
+class SyncState:
+    data_points: dict[str, DataPointState] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"data_points": {k: asdict(v) for k, v in self.data_points.items()}}, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SyncState:
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        return cls({k: DataPointState(**v) for k, v in raw["data_points"].items()})
+
+
+@dataclass
+class Scan:
+    """Rows whose updated_at is above some floor: (created_at, updated_at) pairs."""
+
+    floor: datetime | None
+    rows: list[tuple[datetime, datetime]]
+
+
+def fingerprints(rows: Iterable[tuple[datetime, datetime]], low: datetime | None, high: datetime | None) -> dict[str, list[int]]:
+    """Per created_at hour: count and µs-sum of updated_at for rows with low < updated_at <= high."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for created, updated in rows:
+        if (low is None or updated > low) and (high is None or updated <= high):
+            fp = out[hour_key(created)]
+            fp[0] += 1
+            fp[1] += _us(updated)
+    return dict(out)
+
+
+@dataclass
+class Plan:
+    """What one tick does for one data point."""
+
+    hours: list[str]                    # hours to rewrite, sorted
+    reasons: dict[str, str]             # hour -> why
+    state: DataPointState
+
+
+def scan_updates(db: SourceDatabase, dp: DataPoint, state: DataPointState | None, overlap: timedelta) -> Scan:
+    """The rows a tick looks at: above the position minus the overlap; for a new data point,
+    the overlap window below its newest update (to fingerprint it)."""
+    top = db.max_updated_at(dp) if is_new(state) else _dt(state.position)
+    floor = top - overlap if top else None
+    if is_new(state) and top is None:
+        return Scan(None, [])  # an empty table
+    return Scan(floor, db.updates_since(dp, floor))
+
+
+def is_new(state: DataPointState | None) -> bool:
+    """Never synced yet (first setup, or a data point added since): it starts going forward."""
+    return state is None or state.enabled_since is None
+
+
+def plan_data_point(
+    state: DataPointState | None,
+    scan: Scan,
+    run_outcomes: dict[str, str],
+    overlap: timedelta,
+    enabled: bool,
+    first_hour: str,
+    now: datetime,
+) -> Plan:
+    """One tick for one data point.
+
+    `state` is None the first time the data point is seen; `scan` comes from `scan_updates`. `run_outcomes` maps the state's pending run keys to "success", "failure" or
+    "pending". Hours before `first_hour` (the first partition) are outside the export.
+    """
+    if not enabled:
+        state = state or DataPointState()
+        if state.disabled_since is None:
+            state.disabled_since, state.pending = _iso(now), {}
+        return Plan([], {}, state)
+    if is_new(state):
+        newest = max((u for _, u in scan.rows), default=None)
+        fresh = DataPointState(position=_iso(newest), enabled_since=_iso(now))
+        fresh.window = fingerprints(scan.rows, newest - overlap if newest else None, newest)
+        return Plan([], {}, fresh)
+
+    reasons: dict[str, str] = {}
+    if state.disabled_since is not None:
+        state.disabled_since, state.enabled_since = None, _iso(now)
+    for run_key, outcome in list(run_outcomes.items()):
+        if outcome == "pending":
+            continue
+        hours = state.pending.pop(run_key, [])
+        if outcome == "failure":
+            reasons.update({h: f"retry: run {run_key} did not succeed" for h in hours})
+
+    position = _dt(state.position)
+    rows = scan.rows
+    for created, updated in rows:
+        if position is None or updated > position:
+            reasons.setdefault(hour_key(created), "rows updated since the last sync")
+    # The window as it is now against the window as it was at the last tick.
+    window_now = fingerprints(rows, scan.floor, position)
+    for hour in window_now.keys() | state.window.keys():
+        if window_now.get(hour) != state.window.get(hour):
+            reasons.setdefault(hour, "late commit inside the overlap window")
+
+    newest_seen = max((u for _, u in rows), default=position)
+    state.position = _iso(newest_seen)
+    state.window = fingerprints(rows, newest_seen - overlap if newest_seen else None, newest_seen)
+    reasons = {h: r for h, r in reasons.items() if h >= first_hour}
+    return Plan(sorted(reasons), reasons, state)
