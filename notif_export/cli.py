@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
+from notif_export.lib.contract import MESSAGES
 from notif_export.lib.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
 from notif_export.lib.settings import Settings, SettingsError
 from notif_export.lib.simulator import Simulator, TrafficMix, utc_now
@@ -103,7 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     source.init_schema()
     children: list[subprocess.Popen] = []
     try:
-        if source.max_updated_at(next(iter(_data_points()))) is None:
+        if source.max_updated_at(MESSAGES) is None:  # a new source: give it a day of history
             counts = Simulator(source, seed=args.seed).history(24, utc_now())
             print("a day of simulated history: " + ", ".join(f"{n} {k}" for k, n in counts.items()), flush=True)
         logs = config.home / "logs"
@@ -129,12 +129,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
             _stop_child(child)
         server.stop()
         print("stopped")
-
-
-def _data_points():
-    from notif_export.lib.contract import DATA_POINTS
-
-    return DATA_POINTS.values()
 
 
 def _stop_child(child: subprocess.Popen, timeout: float = 20) -> None:
