@@ -99,6 +99,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     env = {**os.environ, **server.aws_env(), "NOTIF_EXPORT_HOME": str(config.home),
            "DAGSTER_HOME": str(config.home / "dagster")}
     (config.home / "dagster").mkdir(parents=True, exist_ok=True)
+    instance_yaml = config.home / "dagster" / "dagster.yaml"
+    if not instance_yaml.exists():  # an explicit instance config; no telemetry from a local demo
+        instance_yaml.write_text("telemetry:\n  enabled: false\n")
     source = SourceDatabase(config.source_url)
     source.init_schema()
     children: list[subprocess.Popen] = []
