@@ -167,7 +167,7 @@ def source_rows(db: SourceDatabase, data_point: str, hour: datetime) -> list[dic
                 table.c.created_at >= db._param(start), table.c.created_at < db._param(start + timedelta(hours=1))
             )
         ).mappings().all()
-    return sorted((normalize(dict(r)) for r in rows), key=lambda r: key_of(r, data_point))
+    return sorted_rows((dict(r) for r in rows), data_point)
 
 
 def normalize(row: dict) -> dict:
@@ -184,5 +184,10 @@ def key_of(row: dict, data_point: str) -> tuple:
     return tuple(row[c] or "" for c in DATA_POINTS[data_point].unique_key)
 
 
+def sorted_rows(rows, data_point: str) -> list[dict]:
+    """Rows normalized and sorted by the data point's unique key, for comparison."""
+    return sorted((normalize(r) for r in rows), key=lambda r: key_of(r, data_point))
+
+
 def file_rows(table: pa.Table, data_point: str) -> list[dict]:
-    return sorted((normalize(r) for r in table.to_pylist()), key=lambda r: key_of(r, data_point))
+    return sorted_rows(table.to_pylist(), data_point)

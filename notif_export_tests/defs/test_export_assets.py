@@ -15,7 +15,7 @@ from notif_export.lib.duckdb_s3 import httpfs_extension_file, s3_secret_sql
 from notif_export.lib.export import Destination
 from notif_export.lib.simulator import Simulator
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, file_rows, list_keys, normalize, read_object, source_rows
+from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, sorted_rows, source_rows
 
 FIRST = (NOW - timedelta(hours=3)).replace(minute=0)
 HOURS = [FIRST + timedelta(hours=i) for i in range(3)]
@@ -77,19 +77,11 @@ def test_hours_in_the_bucket_equal_the_source(traffic, source_url, bucket, aws_e
         created = row["created_at"]
         assert (int(row.pop("year")), int(row.pop("month")), int(row.pop("day")), int(row.pop("hour"))) == \
             (created.year, created.month, created.day, created.hour)
-    assert file_rows_from(rows) == sorted(expected, key=_message_key)
+    assert sorted_rows(rows, "messages") == sorted_rows(expected, "messages")
 
     # Each hour's materialization carries its metadata.
     events = result.get_asset_materialization_events()
     assert len(events) == len(DATA_POINTS) * len(HOURS)
-
-
-def _message_key(row: dict) -> tuple:
-    return tuple(row[c] or "" for c in DATA_POINTS["messages"].unique_key)
-
-
-def file_rows_from(rows: list[dict]) -> list[dict]:
-    return sorted((normalize(r) for r in rows), key=_message_key)
 
 
 def test_single_hour_metadata(traffic, source_url, bucket, aws_env):

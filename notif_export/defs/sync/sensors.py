@@ -8,7 +8,7 @@ import dagster as dg
 from notif_export.defs.exports.resources import SourceResource
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.settings import Settings
-from notif_export.lib.sync import SyncState, plan_data_point, scan_updates
+from notif_export.lib.sync import SyncState, is_new, plan_data_point, scan_updates
 
 SYNC_RUN_TAG = "notif_export/sync_run"
 _FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -52,7 +52,7 @@ def build_sync_sensor(config: Settings, job: dg.JobDefinition, first_hour: str) 
                 plan = plan_data_point(current, scan, outcomes, overlap, enabled, first_hour, now)
                 state.data_points[name] = plan.state
                 if not plan.hours:
-                    if current is None or current.enabled_since is None:
+                    if enabled and is_new(current):
                         context.log.info(f"{name}: starts syncing from {plan.state.position or 'its first row'} (going forward only)")
                     continue
                 run_key = f"{name}-{uuid.uuid4().hex[:12]}"
