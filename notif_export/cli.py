@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from notif_export.lib import analytics, bucket_check, warehouses
+from notif_export.lib.aws import BucketAccess
 from notif_export.lib.contract import MESSAGES
+from notif_export.lib.export import Destination
 from notif_export.lib.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
 from notif_export.lib.settings import Settings, SettingsError
 from notif_export.lib.simulator import Simulator, TrafficMix, utc_now
@@ -90,6 +93,28 @@ def cmd_s3_serve(args: argparse.Namespace) -> None:
 def cmd_s3_env(args: argparse.Namespace) -> None:
     for name, value in _local_s3(_settings(), args.port).aws_env().items():
         print(f"export {name}={value}")
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    config = _settings()
+    items = bucket_check.check_bucket(BucketAccess.from_settings(config, os.environ), Destination.from_settings(config))
+    for item in items:
+        print(item.render())
+    if bucket_check.failed(items):
+        raise SystemExit(1)
+
+
+def cmd_dbt(args: argparse.Namespace) -> None:
+    """dbt with the environment the export's settings give (bucket, files, credentials)."""
+    config = _settings()
+    credentials = BucketAccess.from_settings(config, os.environ).session().get_credentials()
+    env = {**analytics.dbt_env(config, Destination.from_settings(config)), **analytics.credentials_env(credentials)}
+    raise SystemExit(analytics.run_dbt(args.dbt_args, env, os.environ))
+
+
+def cmd_warehouse_ddl(args: argparse.Namespace) -> None:
+    config = _settings()
+    print(warehouses.external_tables_ddl(args.target, Destination.from_settings(config), args.schema, args.connection))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -179,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     s3_env.add_argument("--port", type=int, default=DEFAULT_PORT)
     s3_env.set_defaults(func=cmd_s3_env)
 
+    sub.add_parser("check", help="check the bucket setup item by item; exits 1 on any failure").set_defaults(func=cmd_check)
+
+    dbt = sub.add_parser("dbt", help="run dbt on dbt_project/ with the export's settings, e.g. `dbt build`")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments")
+    dbt.set_defaults(func=cmd_dbt)
+
+    ddl = sub.add_parser("warehouse-ddl", help="print the DDL of the external tables over the files")
+    ddl.add_argument("--target", choices=warehouses.TARGETS, required=True)
+    ddl.add_argument("--schema", default="notif_export_raw", help="dataset (BigQuery) or database (Athena)")
+    ddl.add_argument("--connection", default="", help="BigQuery: the Omni connection to the bucket's AWS region")
+    ddl.set_defaults(func=cmd_warehouse_ddl)
+
     demo = sub.add_parser("demo", help="local S3 + SQLite history + live traffic + Dagster UI")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--s3-port", type=int, default=DEFAULT_PORT)
@@ -191,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (SettingsError, SourceError, LocalS3Error) as exc:
+    except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError) as exc:
         print(f"notif-export: {exc}", file=sys.stderr)
         return 2
     return 0

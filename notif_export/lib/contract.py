@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+# Written into every object's metadata; raised when a column is added, renamed or retyped.
+SCHEMA_VERSION = "1"
+
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRING = pa.string()
 

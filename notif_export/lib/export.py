@@ -11,14 +11,15 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
 
-from notif_export.lib.contract import DataPoint
+from notif_export.lib.contract import SCHEMA_VERSION, DataPoint
 from notif_export.lib.s3_upload import S3MultipartWriter
 from notif_export.lib.source import SourceDatabase, hour_bounds
 
@@ -31,11 +32,35 @@ class Destination:
     prefix: str = ""
     layout: str = "shared"
     compression: str = "snappy"
+    sse: str = "AES256"  # every object is encrypted: SSE-S3, or SSE-KMS with kms_key_id
+    kms_key_id: str | None = None
+    storage_class: str = "STANDARD"
+
+    @classmethod
+    def from_settings(cls, config) -> Destination:
+        return cls(bucket=config.bucket, prefix=config.prefix, layout=config.layout,
+                   compression=config.compression, sse=config.sse, kms_key_id=config.kms_key_id,
+                   storage_class=config.storage_class)
+
+    def put_args(self, metadata: dict[str, str]) -> dict[str, Any]:
+        """The arguments of every write (PutObject, CreateMultipartUpload, CopyObject)."""
+        args: dict[str, Any] = {"ServerSideEncryption": self.sse, "StorageClass": self.storage_class,
+                                "Metadata": metadata}
+        if self.sse == "aws:kms":
+            args["SSEKMSKeyId"] = self.kms_key_id
+        return args
 
     def object_key(self, data_point: str, hour: datetime) -> str:
         start, _ = hour_bounds(hour)
-        partition = f"year={start:%Y}/month={start:%m}/day={start:%d}/hour={start:%H}"
-        folder = f"{data_point}/{partition}" if self.layout == "per_type" else partition
+        return self._key(data_point, f"year={start:%Y}", f"month={start:%m}", f"day={start:%d}", f"hour={start:%H}")
+
+    def files_glob(self, data_point: str) -> str:
+        """Every hour's file of a data point, as a glob URI (DuckDB, dbt sources)."""
+        return self.uri(self._key(data_point, "year=*", "month=*", "day=*", "hour=*"))
+
+    def _key(self, data_point: str, *partition: str) -> str:
+        folder = "/".join(partition)
+        folder = f"{data_point}/{folder}" if self.layout == "per_type" else folder
         return f"{self.prefix}{folder}/{data_point}.parquet"
 
     def uri(self, key: str) -> str:
@@ -50,6 +75,7 @@ class HourExport:
     rows: int
     bytes: int
     max_updated_at: datetime | None
+    warning: str | None = None
 
     @property
     def written(self) -> bool:
@@ -62,19 +88,27 @@ def rewrite_hour(
     destination: Destination,
     dp: DataPoint,
     hour: datetime,
-    put_args: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> HourExport:
     """Replace the hour's object with the latest state of every row created in that hour.
 
-    An hour without rows has no object: an existing one is deleted. If anything fails, the
-    upload is aborted and the previous object stays as it was.
+    An hour without rows has no object: an existing one is deleted (when the bucket policy does
+    not allow deleting, the old object stays and the result carries a warning). If anything
+    fails, the upload is aborted and the previous object stays as it was.
     """
     start, _ = hour_bounds(hour)
     key = destination.object_key(dp.name, start)
+    stream = _StreamStats()
+
+    def put_args() -> dict[str, Any]:
+        # A multipart upload is created before the hour has been read through: its metadata then
+        # comes from a count of the hour, checked against the stream once it is complete.
+        rows, newest = (stream.rows, stream.newest) if stream.done else source.hour_stats(dp, start)
+        return destination.put_args(object_metadata(dp, start, rows, newest, run_id))
+
     sink = S3MultipartWriter(s3, destination.bucket, key, put_args)
     writer: pq.ParquetWriter | None = None
-    rows = 0
-    max_updated: pa.Scalar | None = None
+    warning = None
     # PostgreSQL rows cost CPU to convert: two readers keep both cores busy.
     readers = source.read_hour(dp, start, slices=READERS if source.is_postgresql else 1)
     try:
@@ -89,16 +123,19 @@ def rewrite_hour(
                     use_dictionary=dictionary_columns(batch),
                 )
             writer.write_batch(batch)
-            rows += batch.num_rows
-            batch_max = pc.max(batch.column("updated_at"))
-            if max_updated is None or (batch_max.is_valid and batch_max.value > max_updated.value):
-                max_updated = batch_max
+            stream.add(batch)
+        stream.done = True
         if writer is not None:
             writer.close()
             sink.complete()
+            final = put_args()
+            if sink.sent_args != final:
+                # Rows changed between the count and the read: correct the metadata in place.
+                s3.copy_object(Bucket=destination.bucket, Key=key, MetadataDirective="REPLACE",
+                               CopySource={"Bucket": destination.bucket, "Key": key}, **final)
         else:
             sink.abort()
-            s3.delete_object(Bucket=destination.bucket, Key=key)
+            warning = _delete_if_allowed(s3, destination.bucket, key)
     except BaseException:
         sink.abort()
         raise
@@ -106,10 +143,52 @@ def rewrite_hour(
         data_point=dp.name,
         hour=start,
         uri=destination.uri(key),
-        rows=rows,
+        rows=stream.rows,
         bytes=sink.bytes_written,
-        max_updated_at=max_updated.as_py() if max_updated is not None and max_updated.is_valid else None,
+        max_updated_at=stream.newest,
+        warning=warning,
     )
+
+
+class _StreamStats:
+    def __init__(self) -> None:
+        self.rows = 0
+        self.newest: datetime | None = None
+        self.done = False
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        batch_max = pc.max(batch.column("updated_at"))
+        if batch_max.is_valid and (self.newest is None or batch_max.as_py() > self.newest):
+            self.newest = batch_max.as_py()
+
+
+def object_metadata(dp: DataPoint, hour: datetime, rows: int, newest: datetime | None,
+                    run_id: str | None) -> dict[str, str]:
+    """The object's x-amz-meta-* headers: what it holds, so it can be checked without reading it."""
+    metadata = {
+        "data-point": dp.name,
+        "partition-hour": hour.strftime("%Y-%m-%dT%H:00:00Z"),
+        "row-count": str(rows),
+        "max-updated-at": newest.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if newest else "",
+        "schema-version": SCHEMA_VERSION,
+    }
+    if run_id:
+        metadata["dagster-run-id"] = run_id
+    return metadata
+
+
+def _delete_if_allowed(s3: Any, bucket: str, key: str) -> str | None:
+    """Delete an emptied hour's object; the one permission the export can do without."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("AccessDenied", "403"):
+            raise
+        return (f"s3://{bucket}/{key} should be deleted (its hour has no rows any more) but the bucket "
+                "policy does not allow s3:DeleteObject; it was left in place. Allow s3:DeleteObject "
+                "on the prefix, or delete it by hand.")
+    return None
 
 
 def dictionary_columns(sample: pa.RecordBatch, max_distinct_share: float = 0.2) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 PART_SIZE = 8 * 1024 * 1024  # S3 needs at least 5 MiB per part (but the last)
@@ -17,12 +18,16 @@ MAX_PARTS_IN_FLIGHT = 2
 
 
 class S3MultipartWriter(io.RawIOBase):
-    def __init__(self, client: Any, bucket: str, key: str, put_args: dict[str, Any] | None = None,
-                 part_size: int | None = None):
+    def __init__(self, client: Any, bucket: str, key: str,
+                 put_args: Callable[[], dict[str, Any]] | None = None, part_size: int | None = None):
+        """`put_args` gives the object's write arguments (encryption, storage class, metadata);
+        it is called once, when the object is created: at the first part of a multipart upload,
+        or at `complete()` for a single PUT. `sent_args` then holds what it returned."""
         self._client = client
         self._bucket = bucket
         self._key = key
-        self._put_args = put_args or {}
+        self._put_args = put_args or dict
+        self.sent_args: dict[str, Any] | None = None
         self._part_size = part_size or PART_SIZE
         self._buffer = bytearray()
         self._parts: list[Future] = []
@@ -48,8 +53,9 @@ class S3MultipartWriter(io.RawIOBase):
 
     def _send_part(self, body: bytes) -> None:
         if self._upload_id is None:
+            self.sent_args = self._put_args()
             self._upload_id = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key, **self._put_args
+                Bucket=self._bucket, Key=self._key, **self.sent_args
             )["UploadId"]
         # Bound memory: wait for the oldest part when too many are in flight.
         in_flight = [f for f in self._parts if not f.done()]
@@ -68,8 +74,9 @@ class S3MultipartWriter(io.RawIOBase):
         """Finish the object: one PUT when it is small, else the last part and the completion."""
         try:
             if self._upload_id is None:
+                self.sent_args = self._put_args()
                 self._client.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), **self._put_args
+                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), **self.sent_args
                 )
             else:
                 if self._buffer:

@@ -14,10 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlparse
 
 from notif_export.lib.contract import DATA_POINTS
 
 LAYOUTS = ("shared", "per_type")
+DBT_TARGETS = ("duckdb", "bigquery", "athena")
+SSE_MODES = {"AES256": "AES256", "SSE-S3": "AES256", "aws:kms": "aws:kms", "SSE-KMS": "aws:kms"}
+STORAGE_CLASSES = ("STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR")
 COMPRESSIONS = ("snappy", "lz4", "gzip", "zstd", "brotli", "none")
 HOUR_FORMAT = "%Y-%m-%d-%H:00"  # Dagster's hourly partition key format
 
@@ -75,6 +79,93 @@ def validate_prefix(value: str) -> str:
             "(e.g. 'suprsend/exports/')"
         )
     return value if not value or value.endswith("/") else value + "/"
+
+
+def validate_dbt_target(value: str) -> str:
+    if value not in DBT_TARGETS:
+        raise SettingsError(
+            f"NOTIF_EXPORT_DBT_TARGET={value!r} is not a dbt target of dbt_project/profiles.yml; "
+            f"use one of: {', '.join(DBT_TARGETS)}"
+        )
+    return value
+
+
+def validate_sse(value: str) -> str:
+    mode = SSE_MODES.get(value) or SSE_MODES.get(value.upper())
+    if not mode:
+        raise SettingsError(
+            f"NOTIF_EXPORT_SSE={value!r} is not an encryption mode; use AES256 (SSE-S3, the default) "
+            "or aws:kms (SSE-KMS, with NOTIF_EXPORT_KMS_KEY_ID)"
+        )
+    return mode
+
+
+def validate_storage_class(value: str) -> str:
+    if value.upper() not in STORAGE_CLASSES:
+        raise SettingsError(
+            f"NOTIF_EXPORT_STORAGE_CLASS={value!r} is not supported; use one of: {', '.join(STORAGE_CLASSES)}"
+        )
+    return value.upper()
+
+
+def validate_region(value: str, endpoint_url: str | None = None) -> str:
+    # A compatible server (SeaweedFS, MinIO) names its regions freely; AWS's are known.
+    known = re.fullmatch(r"[a-z0-9-]{1,50}", value) if endpoint_url else value in _known_regions()
+    if not known:
+        raise SettingsError(
+            f"AWS_REGION={value!r} is not an AWS region; use the bucket's region, e.g. us-east-1 or eu-west-1"
+        )
+    return value
+
+
+def _known_regions() -> set[str]:
+    import boto3
+
+    session = boto3.Session()
+    return {r for partition in session.get_available_partitions()
+            for r in session.get_available_regions("s3", partition)}
+
+
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+
+def validate_role(role_arn: str | None, external_id: str | None) -> str | None:
+    """The role to assume, which must come with its External ID (whose value is never shown)."""
+    if not role_arn:
+        return None
+    if not _ROLE_ARN_RE.match(role_arn):
+        raise SettingsError(
+            f"NOTIF_EXPORT_ROLE_ARN={role_arn!r} is not an IAM role ARN; "
+            "use arn:aws:iam::<12-digit account>:role/<name>"
+        )
+    if not external_id:
+        raise SettingsError(
+            "NOTIF_EXPORT_ROLE_ARN is set without NOTIF_EXPORT_EXTERNAL_ID: set the External ID that "
+            "the role's trust policy requires (sts:ExternalId)"
+        )
+    if not _EXTERNAL_ID_RE.match(external_id):
+        raise SettingsError(
+            "NOTIF_EXPORT_EXTERNAL_ID is not a valid External ID: 2-1224 letters, digits and +=,.@:/-"
+        )
+    return role_arn
+
+
+def validate_endpoint(value: str | None, setting: str) -> str | None:
+    """Plain HTTP only to this machine: credentials and data must not cross a network in clear."""
+    if not value:
+        return None
+    from notif_export.lib.aws import is_loopback
+
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(f"{setting}={value!r} is not a URL; use e.g. https://s3.example.com")
+    if parsed.scheme == "http" and not is_loopback(value):
+        raise SettingsError(
+            f"{setting}={value!r}: HTTPS is required for an endpoint that is not on the loopback "
+            "address; use https://"
+        )
+    return value
 
 
 def validate_data_points(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -136,6 +227,12 @@ class Settings:
     sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
     endpoint_url: str | None = None
     region: str = DEFAULT_REGION
+    dbt_target: str = "duckdb"
+    sts_endpoint_url: str | None = None
+    role_arn: str | None = None
+    sse: str = "AES256"
+    kms_key_id: str | None = None
+    storage_class: str = "STANDARD"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
@@ -165,12 +262,27 @@ class Settings:
             sync_overlap_seconds=checked(
                 _positive_int, env, "NOTIF_EXPORT_SYNC_OVERLAP_SECONDS", DEFAULT_SYNC_OVERLAP_SECONDS
             ),
-            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+            endpoint_url=checked(validate_endpoint, env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
+                                 "AWS_ENDPOINT_URL_S3" if env.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"),
+            sts_endpoint_url=checked(validate_endpoint, env.get("AWS_ENDPOINT_URL_STS"), "AWS_ENDPOINT_URL_STS"),
+            region=checked(validate_region, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+                           env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")),
+            role_arn=checked(validate_role, env.get("NOTIF_EXPORT_ROLE_ARN"), env.get("NOTIF_EXPORT_EXTERNAL_ID")),
+            sse=checked(validate_sse, env.get("NOTIF_EXPORT_SSE") or "AES256"),
+            kms_key_id=env.get("NOTIF_EXPORT_KMS_KEY_ID") or None,
+            storage_class=checked(validate_storage_class, env.get("NOTIF_EXPORT_STORAGE_CLASS") or "STANDARD"),
+            dbt_target=checked(validate_dbt_target, env.get("NOTIF_EXPORT_DBT_TARGET") or "duckdb"),
         )
+        if values["sse"] == "aws:kms" and not values["kms_key_id"]:
+            problems.append("NOTIF_EXPORT_SSE=aws:kms needs NOTIF_EXPORT_KMS_KEY_ID: the KMS key's id, ARN or alias")
         if problems:
             raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))
         return cls(**values)
+
+    @property
+    def duckdb_path(self) -> Path:
+        """The analytics database that dbt-duckdb builds."""
+        return self.home / "analytics.duckdb"
 
     @property
     def start_key(self) -> str:

@@ -227,6 +227,17 @@ class SourceDatabase:
             value = conn.execute(sa.select(sa.func.max(table.c.updated_at))).scalar()
         return _parse_ts(value)
 
+    def hour_stats(self, dp: DataPoint, hour: datetime) -> tuple[int, datetime | None]:
+        """Row count and newest updated_at of the rows created in the hour."""
+        table = TABLES[dp.name]
+        start, end = hour_bounds(hour)
+        query = sa.select(sa.func.count(), sa.func.max(table.c.updated_at)).where(
+            table.c.created_at >= self._param(start), table.c.created_at < self._param(end)
+        )
+        with self.connect() as conn:
+            count, newest = conn.execute(query).one()
+        return count, _parse_ts(newest)
+
     def updates_since(self, dp: DataPoint, floor: datetime | None) -> list[tuple[datetime, datetime]]:
         """(created_at, updated_at) of the rows updated after `floor` (every row when None).
 

@@ -126,7 +126,7 @@ def test_bad_destination_config_stops_the_run_before_any_write(traffic, source_u
     result = dg.materialize(
         [defs.get_assets_def("messages")],
         resources={**defs.resources,
-                   "destination": DestinationResource.configure_at_launch(s3=defs.resources["destination"].s3)},
+                   "destination": DestinationResource.configure_at_launch(connection=defs.resources["destination"].connection)},
         run_config={"resources": {"destination": {"config": {"bucket": bucket, "layout": "flat"}}}},
         partition_key=partition_key(HOURS[0]),
         raise_on_error=False,
@@ -137,8 +137,9 @@ def test_bad_destination_config_stops_the_run_before_any_write(traffic, source_u
     assert list_keys(s3, bucket) == []
 
 
-def test_unreachable_database_is_named_without_its_password(tmp_path, bucket, aws_env, s3):
+def test_unreachable_database_is_named_without_its_password(tmp_path, bucket, aws_env, s3, monkeypatch):
     url = "postgresql+psycopg://exporter:hunter2-secret@127.0.0.1:1/logs"
+    monkeypatch.setenv("NOTIF_EXPORT_SOURCE_URL", url)  # a URL with a password is passed by reference
     result = materialize(export_env(url, bucket, aws_env), [HOURS[0]], selection=["messages"], raise_on_error=False)
     assert not result.success
     events = str(result.all_events)

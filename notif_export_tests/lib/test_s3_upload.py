@@ -7,17 +7,20 @@ from notif_export.lib.s3_upload import PART_SIZE, S3MultipartWriter
 
 def test_large_object_goes_up_in_parts_and_reads_back_equal(s3, bucket):
     data = os.urandom(2 * PART_SIZE + 12345)
-    writer = S3MultipartWriter(s3, bucket, "big.bin")
+    args = {"ServerSideEncryption": "AES256", "StorageClass": "STANDARD_IA", "Metadata": {"row-count": "7"}}
+    writer = S3MultipartWriter(s3, bucket, "big.bin", lambda: args)
     for i in range(0, len(data), 1_000_000):
         writer.write(data[i:i + 1_000_000])
     writer.complete()
     obj = s3.get_object(Bucket=bucket, Key="big.bin")
     assert obj["Body"].read() == data
     assert obj["ETag"].strip('"').endswith("-3")  # three parts
+    assert (obj["ServerSideEncryption"], obj["StorageClass"], obj["Metadata"]) == ("AES256", "STANDARD_IA", {"row-count": "7"})
+    assert writer.sent_args == args
 
 
 def test_small_object_is_one_put(s3, bucket):
-    writer = S3MultipartWriter(s3, bucket, "small.bin", {"ContentType": "application/vnd.apache.parquet"})
+    writer = S3MultipartWriter(s3, bucket, "small.bin", lambda: {"ContentType": "application/vnd.apache.parquet"})
     writer.write(b"PAR1")
     writer.complete()
     obj = s3.get_object(Bucket=bucket, Key="small.bin")

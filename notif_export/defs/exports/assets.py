@@ -30,6 +30,7 @@ def rewrite_hours(
     hours: Iterable,
     source: SourceResource,
     destination: DestinationResource,
+    run_id: str,
 ) -> list[HourExport]:
     """Rewrite each hour's file in turn, sharing one database and one S3 client."""
     db = source.open()
@@ -38,12 +39,14 @@ def rewrite_hours(
     results = []
     try:
         for hour in hours:
-            result = rewrite_hour(db, s3, destination.destination, dp, hour)
+            result = rewrite_hour(db, s3, destination.destination, dp, hour, run_id=run_id)
             log.info(
                 f"{dp.name} {hour:%Y-%m-%d %H}:00: "
                 + (f"{result.rows} rows, {result.bytes} bytes -> {result.uri}" if result.written
                    else f"no rows, {result.uri} removed")
             )
+            if result.warning:
+                log.warning(result.warning)
             results.append(result)
     finally:
         db.dispose()
@@ -66,7 +69,7 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
         context: dg.AssetExecutionContext, source: SourceResource, destination: DestinationResource
     ) -> dg.MaterializeResult:
         hours = [partition_hour(partitions_def, key) for key in context.partition_keys]
-        results = rewrite_hours(context.log, dp, hours, source, destination)
+        results = rewrite_hours(context.log, dp, hours, source, destination, context.run.run_id)
         if len(results) == 1:
             return dg.MaterializeResult(metadata=hour_metadata(results[0]))
         return dg.MaterializeResult(

@@ -29,7 +29,7 @@ def rewrite_dirty_hours(
 ) -> None:
     dp = DATA_POINTS[config.data_point]
     hours = [parse_hour(h, "hours") for h in config.hours]
-    for result, key in zip(rewrite_hours(context.log, dp, hours, source, destination), config.hours):
+    for result, key in zip(rewrite_hours(context.log, dp, hours, source, destination, context.run.run_id), config.hours):
         # A runtime materialization per hour: the asset's partition view shows exactly these
         # hours as rewritten, each with its own metadata.
         context.log_event(dg.AssetMaterialization(asset_key=dp.name, partition=key, metadata=hour_metadata(result)))

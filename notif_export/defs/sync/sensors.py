@@ -11,6 +11,10 @@ from notif_export.lib.settings import Settings
 from notif_export.lib.sync import SyncState, is_new, plan_data_point, scan_updates
 
 SYNC_RUN_TAG = "notif_export/sync_run"
+# Every run a tick requests carries the tick and how many runs it requested, so the analytics
+# sensor can tell when all of a tick's runs have finished.
+SYNC_TICK_TAG = "notif_export/sync_tick"
+SYNC_TICK_RUNS_TAG = "notif_export/sync_tick_runs"
 _FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
@@ -70,6 +74,8 @@ def build_sync_sensor(config: Settings, job: dg.JobDefinition, first_hour: str) 
         finally:
             db.dispose()
         if requests:
+            tick = {SYNC_TICK_TAG: f"{now:%Y%m%dT%H%M%S.%f}", SYNC_TICK_RUNS_TAG: str(len(requests))}
+            requests = [request.with_replaced_attrs(tags={**request.tags, **tick}) for request in requests]
             return dg.SensorResult(run_requests=requests, cursor=state.to_json())
         return dg.SensorResult(skip_reason="no hour changed since the last tick", cursor=state.to_json())
 

@@ -1,0 +1,1 @@
+{{ notif_export.delivery_summary('day') }}

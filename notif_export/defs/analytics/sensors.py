@@ -1,0 +1,38 @@
+"""Rebuild the models once after each sync tick's runs have all finished (not after every run)."""
+
+import dagster as dg
+
+from notif_export.defs.sync.sensors import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
+from notif_export.lib.analytics import ready_sync_ticks
+
+RECENT_SYNC_RUNS = 500  # far more than the runs of the ticks a sensor interval can leave pending
+
+
+def build_analytics_sensor(sync_job: dg.JobDefinition, build_job: dg.JobDefinition,
+                           interval_seconds: int) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="analytics_after_sync",
+        job=build_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs `dbt build` once the runs of a sync tick have all finished and at least "
+        "one of them succeeded; several ticks finished together give one build. Its cursor is the "
+        "last tick handled.",
+    )
+    def analytics_after_sync(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=sync_job.name), limit=RECENT_SYNC_RUNS)
+        tick, changed = ready_sync_ticks(
+            ((r.tags[SYNC_TICK_TAG], int(r.tags[SYNC_TICK_RUNS_TAG]), r.status.value)
+             for r in runs if SYNC_TICK_TAG in r.tags),
+            after=context.cursor,
+        )
+        if tick is None:
+            return dg.SensorResult(skip_reason="no sync tick has finished since the last build")
+        if not changed:
+            return dg.SensorResult(skip_reason=f"the sync runs up to tick {tick} all failed", cursor=tick)
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"analytics-after-{tick}", tags={SYNC_TICK_TAG: tick})],
+            cursor=tick,
+        )
+
+    return analytics_after_sync
