@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except SystemExit as exc:  # check and dbt end with their own exit code
+        return exc.code if isinstance(exc.code, int) else 1
     except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError) as exc:
         print(f"notif-export: {exc}", file=sys.stderr)
         return 2

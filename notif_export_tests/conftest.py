@@ -8,20 +8,28 @@ says so loudly at the end.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
+import time
 import uuid
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import boto3
+import dagster as dg
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from notif_export.definitions import build_definitions
+from notif_export.defs.exports.partitions import partition_key
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.local_s3 import LocalS3Server, find_free_port
 from notif_export.lib.source import TABLES, SourceDatabase
@@ -153,6 +161,77 @@ def source(source_url) -> SourceDatabase:
     db.init_schema()
     yield db
     db.dispose()
+
+
+# ---- AWS's own APIs (STS, IAM, KMS), which SeaweedFS does not have: moto's server ------------
+class MotoServer:
+    """moto's server in its own process on 127.0.0.1. With `free_actions`, IAM policies are
+    enforced after that many requests (the setup's), as AWS would."""
+
+    ADMIN = {"aws_access_key_id": "AKIAADMINADMINADMIN0", "aws_secret_access_key": "admin-secret"}
+
+    def __init__(self, free_actions: int | None = None):
+        self.port = find_free_port(30_000, 39_000)
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ}
+        if free_actions is not None:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(free_actions)
+        self.proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
+                                      "-p", str(self.port)], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.1)
+
+    def client(self, service: str, region: str = "us-east-1", **credentials):
+        return boto3.client(service, endpoint_url=self.url, region_name=region, **(credentials or self.ADMIN))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def moto_with_user(actions: list[str], bucket: str) -> tuple[MotoServer, dict[str, str]]:
+    """moto enforcing IAM, with a bucket and a user allowed only `actions`; its credentials."""
+    server = MotoServer(free_actions=4)
+    iam = server.client("iam")
+    iam.create_user(UserName="exporter")
+    iam.put_user_policy(UserName="exporter", PolicyName="export", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": actions}]}))
+    key = iam.create_access_key(UserName="exporter")["AccessKey"]
+    server.client("s3").create_bucket(Bucket=bucket)
+    return server, {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+
+
+@pytest.fixture(scope="session")
+def moto():
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+# ---- exporting through Dagster ----------------------------------------------------------------
+def export_env(source_url: str, bucket: str, aws_env: dict, **settings: str) -> dict[str, str]:
+    return {**aws_env, "NOTIF_EXPORT_SOURCE_URL": source_url, "NOTIF_EXPORT_BUCKET": bucket,
+            "NOTIF_EXPORT_START": partition_key(NOW - timedelta(days=1)), **settings}
+
+
+def materialize(env: dict[str, str], hours: list, selection=None, raise_on_error=True) -> dg.ExecuteInProcessResult:
+    """One run of the export assets over a range of hours."""
+    defs = build_definitions(env)
+    tags = {"dagster/asset_partition_range_start": partition_key(hours[0]),
+            "dagster/asset_partition_range_end": partition_key(hours[-1])}
+    return dg.materialize(
+        [defs.get_assets_def(name) for name in (selection or DATA_POINTS)],
+        resources=defs.resources, tags=tags, raise_on_error=raise_on_error,
+    )
 
 
 # ---- the source, read independently of the exporter --------------------------------------------

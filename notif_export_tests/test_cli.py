@@ -41,3 +41,15 @@ def test_bad_setting_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.setenv("NOTIF_EXPORT_LAYOUT", "flat")
     assert main(["source", "init"]) == 2
     assert "NOTIF_EXPORT_LAYOUT='flat' is not a layout; use one of: shared, per_type" in capsys.readouterr().err
+
+
+def test_check_prints_each_item_and_fails_on_a_missing_bucket(aws_env, bucket, monkeypatch, capsys):
+    monkeypatch.setenv("NOTIF_EXPORT_BUCKET", bucket)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  s3:PutObject" in out and "PASS  objects encrypted: AES256 on every write" in out
+    monkeypatch.setenv("NOTIF_EXPORT_BUCKET", bucket + "-gone")
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  bucket exists: there is no bucket named '{bucket}-gone'" in out and "fix: create it first" in out
+    assert aws_env["AWS_SECRET_ACCESS_KEY"] not in out

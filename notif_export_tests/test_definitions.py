@@ -18,6 +18,16 @@ def test_definitions_load_from_the_environment(monkeypatch, tmp_path):
     assert messages.partitions_def.get_first_partition_key() == "2025-01-15-14:00"
     assert messages.group_names_by_key[dg.AssetKey("messages")] == "exports"
 
+    # the dbt models sit downstream of the exports, their tests as asset checks
+    models = loaded.get_assets_def(dg.AssetKey(["analytics", "messages"]))
+    assert models.asset_deps[dg.AssetKey(["analytics", "stg_messages"])] == {dg.AssetKey("messages")}
+    assert {"delivery_daily", "errors_hourly", "message_trace"} <= {k.path[-1] for k in models.keys}
+    assert any(c.asset_key == dg.AssetKey(["analytics", "messages"]) and c.name == "unique_messages_message_key"
+               for c in models.check_specs)
+    assert {j.name for j in loaded.resolve_all_job_defs()} >= {"sync_dirty_hours", "build_analytics",
+                                                                "check_bucket_access"}
+    assert {s.name for s in loaded.sensors} == {"sync", "analytics_after_sync"}
+
 
 def test_the_current_open_hour_is_a_partition(tmp_path):
     loaded = build_definitions({"NOTIF_EXPORT_HOME": str(tmp_path)})

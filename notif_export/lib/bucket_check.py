@@ -53,13 +53,8 @@ def _message(exc: Exception) -> str:
 
 
 def check_bucket(access: BucketAccess, destination: Destination) -> list[CheckItem]:
-    items: list[CheckItem] = []
-    for item in _checks(access, destination):
-        items.append(item)
-        if item.status == FAIL and item.name in ("credentials found", "role assumed with the External ID",
-                                                  "credentials valid", "bucket exists"):
-            break  # nothing further can pass without these
-    return items
+    """The checklist in order; it stops at a failure that leaves nothing further to try."""
+    return list(_checks(access, destination))
 
 
 def _checks(access: BucketAccess, destination: Destination) -> Iterator[CheckItem]:
@@ -95,7 +90,8 @@ def _checks(access: BucketAccess, destination: Destination) -> Iterator[CheckIte
             return
 
     try:
-        head = s3.head_bucket(Bucket=bucket)
+        # A listing, not HEAD: its error body tells a wrong key from a wrong secret.
+        listing = s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
         yield CheckItem("bucket exists", PASS, f"s3://{bucket}")
     except ClientError as exc:
         yield _bucket_failure(exc, bucket)
@@ -105,16 +101,21 @@ def _checks(access: BucketAccess, destination: Destination) -> Iterator[CheckIte
                         "check AWS_ENDPOINT_URL (or leave it unset for AWS) and the network")
         return
 
-    yield _region_item(s3, bucket, head, access.region)
+    yield _region_item(s3, bucket, listing, access.region)
     yield from _permission_items(s3, destination)
     yield _public_access_item(s3, bucket)
     yield _default_encryption_item(s3, bucket)
 
 
 def _credentials_failure(exc: Exception) -> CheckItem:
-    return CheckItem("credentials valid", FAIL, _message(exc),
-                     "the access key id or secret is wrong, or the session token expired: fix "
-                     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN")
+    code = _code(exc)
+    fix = {
+        "InvalidAccessKeyId": "AWS_ACCESS_KEY_ID is not a key this account (or server) knows: fix it",
+        "InvalidClientTokenId": "AWS_ACCESS_KEY_ID is not a key this account knows: fix it",
+        "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY does not belong to AWS_ACCESS_KEY_ID: fix the secret",
+        "ExpiredToken": "the session token expired: renew AWS_SESSION_TOKEN, or use a role (NOTIF_EXPORT_ROLE_ARN)",
+    }.get(code, "fix AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN")
+    return CheckItem("credentials valid", FAIL, _message(exc), fix)
 
 
 def _bucket_failure(exc: ClientError, bucket: str) -> CheckItem:
@@ -126,23 +127,29 @@ def _bucket_failure(exc: ClientError, bucket: str) -> CheckItem:
                          "create it first, or fix NOTIF_EXPORT_BUCKET (bucket names are case-sensitive "
                          "and lowercase)")
     if code in ("403", "AccessDenied"):
-        # S3 answers a signature with a wrong key as a bare 403 to HEAD requests.
-        return CheckItem("bucket exists", FAIL,
-                         f"access to {bucket!r} was denied (wrong credentials, or no s3:ListBucket on it)",
-                         f"check the credentials, and allow s3:ListBucket on arn:aws:s3:::{bucket}")
-    if code == "301":
+        return CheckItem("bucket exists", FAIL, f"listing {bucket!r} was denied",
+                         f"allow s3:ListBucket on arn:aws:s3:::{bucket} to these credentials")
+    if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed"):
         return CheckItem("bucket exists", FAIL, f"{bucket!r} is in another region",
                          "set AWS_REGION to the bucket's region")
     return CheckItem("bucket exists", FAIL, _message(exc), "check NOTIF_EXPORT_BUCKET and AWS_ENDPOINT_URL")
 
 
-def _region_item(s3: Any, bucket: str, head: dict, region: str) -> CheckItem:
-    actual = head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
-    if not actual:
+def _region_item(s3: Any, bucket: str, listing: dict, region: str) -> CheckItem:
+    def header(response: dict) -> str | None:
+        return response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+
+    actual = header(listing)
+    for ask in (lambda: header(s3.head_bucket(Bucket=bucket)),
+                lambda: s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"):
+        if actual:
+            break
         try:
-            actual = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+            actual = ask()
         except ClientError:
-            return CheckItem("region matches", SKIP, "the server does not tell the bucket's region")
+            continue
+    if not actual:
+        return CheckItem("region matches", SKIP, "the bucket's region could not be read (s3:GetBucketLocation)")
     if actual != region:
         return CheckItem("region matches", FAIL, f"the bucket is in {actual}, AWS_REGION is {region}",
                          f"set AWS_REGION={actual}")

@@ -15,7 +15,8 @@ from notif_export.lib.duckdb_s3 import httpfs_extension_file, s3_secret_sql
 from notif_export.lib.export import Destination
 from notif_export.lib.simulator import Simulator
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, sorted_rows, source_rows
+from notif_export_tests.conftest import (NOW, export_env, file_rows, list_keys, materialize, read_object, sorted_rows,
+                                        source_rows)
 
 FIRST = (NOW - timedelta(hours=3)).replace(minute=0)
 HOURS = [FIRST + timedelta(hours=i) for i in range(3)]
@@ -25,21 +26,6 @@ HOURS = [FIRST + timedelta(hours=i) for i in range(3)]
 def traffic(source):
     Simulator(source, seed=11).history(4, NOW)
     return source
-
-
-def export_env(source_url: str, bucket: str, aws_env: dict, **settings: str) -> dict[str, str]:
-    return {**aws_env, "NOTIF_EXPORT_SOURCE_URL": source_url, "NOTIF_EXPORT_BUCKET": bucket,
-            "NOTIF_EXPORT_START": partition_key(NOW - timedelta(days=1)), **settings}
-
-
-def materialize(env: dict[str, str], hours: list, selection=None, raise_on_error=True) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(env)
-    tags = {"dagster/asset_partition_range_start": partition_key(hours[0]),
-            "dagster/asset_partition_range_end": partition_key(hours[-1])}
-    return dg.materialize(
-        [defs.get_assets_def(name) for name in (selection or DATA_POINTS)],
-        resources=defs.resources, tags=tags, raise_on_error=raise_on_error,
-    )
 
 
 def duckdb_rows(endpoint: str, creds: dict, glob: str) -> list[dict]:

@@ -41,6 +41,15 @@ def test_values_are_normalized():
         ("NOTIF_EXPORT_DATA_POINTS", "messages,emails", "unknown emails"),
         ("NOTIF_EXPORT_START", "yesterday", "is not an hour"),
         ("NOTIF_EXPORT_SYNC_INTERVAL_SECONDS", "5m", "whole number of seconds"),
+        ("AWS_REGION", "us-middle-1", "is not an AWS region"),
+        ("NOTIF_EXPORT_STORAGE_CLASS", "DEEP_FREEZE", "use one of: STANDARD, STANDARD_IA, ONEZONE_IA"),
+        ("NOTIF_EXPORT_SSE", "rot13", "use AES256 (SSE-S3, the default) or aws:kms"),
+        ("NOTIF_EXPORT_SSE", "aws:kms", "needs NOTIF_EXPORT_KMS_KEY_ID"),
+        ("NOTIF_EXPORT_ROLE_ARN", "arn:aws:iam::123456789012:role/exporter", "without NOTIF_EXPORT_EXTERNAL_ID"),
+        ("NOTIF_EXPORT_ROLE_ARN", "exporter", "use arn:aws:iam::<12-digit account>:role/<name>"),
+        ("AWS_ENDPOINT_URL", "http://minio.internal:9000", "HTTPS is required"),
+        ("AWS_ENDPOINT_URL_STS", "http://sts.internal", "HTTPS is required"),
+        ("NOTIF_EXPORT_DBT_TARGET", "snowflake", "use one of: duckdb, bigquery, athena"),
     ],
 )
 def test_bad_value_names_the_setting_and_the_fix(name, value, says):
@@ -53,3 +62,26 @@ def test_every_bad_value_is_reported_at_once():
     with pytest.raises(SettingsError) as err:
         Settings.from_env({"NOTIF_EXPORT_LAYOUT": "flat", "NOTIF_EXPORT_COMPRESSION": "lzma"})
     assert "NOTIF_EXPORT_LAYOUT" in str(err.value) and "NOTIF_EXPORT_COMPRESSION" in str(err.value)
+
+
+def test_bucket_access_settings():
+    config = Settings.from_env({
+        "NOTIF_EXPORT_SSE": "SSE-KMS", "NOTIF_EXPORT_KMS_KEY_ID": "alias/notif-export",
+        "NOTIF_EXPORT_STORAGE_CLASS": "glacier_ir", "NOTIF_EXPORT_ROLE_ARN": "arn:aws:iam::123456789012:role/exporter",
+        "NOTIF_EXPORT_EXTERNAL_ID": "suprsend-7f3a", "AWS_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com",
+        "AWS_REGION": "eu-central-1",
+    })
+    assert (config.sse, config.kms_key_id, config.storage_class) == ("aws:kms", "alias/notif-export", "GLACIER_IR")
+    assert config.role_arn == "arn:aws:iam::123456789012:role/exporter"
+    assert Settings.from_env({}).sse == "AES256"  # every write is encrypted unless told otherwise
+    # plain HTTP only on this machine; a compatible server names its regions freely
+    local = Settings.from_env({"AWS_ENDPOINT_URL": "http://localhost:8333", "AWS_REGION": "garage"})
+    assert (local.endpoint_url, local.region) == ("http://localhost:8333", "garage")
+
+
+def test_a_bad_external_id_is_refused_without_showing_it():
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"NOTIF_EXPORT_ROLE_ARN": "arn:aws:iam::123456789012:role/exporter",
+                           "NOTIF_EXPORT_EXTERNAL_ID": "has spaces #secret"})
+    assert "NOTIF_EXPORT_EXTERNAL_ID is not a valid External ID" in str(err.value)
+    assert "#secret" not in str(err.value)

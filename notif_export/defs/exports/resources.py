@@ -47,16 +47,8 @@ class S3ConnectionResource(dg.ConfigurableResource):
     external_id: str | None = None
 
     def access(self) -> BucketAccess:
-        return BucketAccess(
-            region=self.region,
-            endpoint_url=self.endpoint_url,
-            sts_endpoint_url=self.sts_endpoint_url,
-            access_key_id=self.access_key_id,
-            secret_access_key=self.secret_access_key,
-            session_token=self.session_token,
-            role_arn=self.role_arn,
-            external_id=self.external_id,
-        )
+        # The fields are BucketAccess's own, resolved from their environment references here.
+        return BucketAccess(**{name: getattr(self, name) for name in type(self).model_fields})
 
 
 class DestinationResource(dg.ConfigurableResource):

@@ -1,0 +1,172 @@
+"""The dbt models through real Dagster runs: simulated traffic exported to the real local S3
+server, `dbt build` on DuckDB, the tables compared with the source's latest state."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from notif_export.definitions import build_definitions
+from notif_export.defs.exports.partitions import partition_key
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.simulator import Simulator
+from notif_export.lib.source import TABLES
+from notif_export_tests.conftest import NOW, export_env, list_keys, materialize, sorted_rows
+
+HOURS = [(NOW - timedelta(hours=5)).replace(minute=0) + timedelta(hours=i) for i in range(6)]  # simulated: 5h
+
+# How staging types the strings the contract keeps as text (the analyst's view of them).
+JSON_COLUMNS = {"payload", "response", "metadata", "properties", "execution_failure_reason", "webhook_data"}
+BOOLEAN_COLUMNS = {"vendor_fallback_applicable", "is_smart"}
+INTEGER_COLUMNS = {"vendor_fallback_level", "wait_time_in_seconds"}
+
+
+def typed(row: dict) -> dict:
+    out = {}
+    for column, value in row.items():
+        if value is None:
+            out[column] = None
+        elif column in JSON_COLUMNS:
+            out[column] = json.loads(value) if isinstance(value, str) else value
+        elif column in BOOLEAN_COLUMNS:
+            out[column] = value == "true" if isinstance(value, str) else value
+        elif column in INTEGER_COLUMNS:
+            out[column] = int(value)
+        elif column == "success_achieved_at":
+            out[column] = datetime.fromisoformat(value) if isinstance(value, str) else value.replace(tzinfo=timezone.utc)
+        elif column in ("errors", "executions"):
+            # struct fields absent from a JSON element are nulls in the table
+            fields = DATA_POINTS["requests"].schema.field(column).type.value_type
+            out[column] = [{f.name: element.get(f.name) for f in fields} for element in value]
+        else:
+            out[column] = value
+    return out
+
+
+def source_state(db, data_point: str) -> list[dict]:
+    """Every row's latest state, read straight from the source."""
+    table = TABLES[data_point]
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(*(table.c[c] for c in DATA_POINTS[data_point].columns))).mappings().all()
+    return [typed(r) for r in sorted_rows((dict(r) for r in rows), data_point)]
+
+
+def mart_state(duckdb_path: Path, data_point: str) -> list[dict]:
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        cur = con.execute(f"SELECT {', '.join(DATA_POINTS[data_point].columns)} FROM main.{data_point}")
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    return [typed(r) for r in sorted_rows(rows, data_point)]
+
+
+def assert_models_equal_source(duckdb_path: Path, db) -> None:
+    for name in DATA_POINTS:
+        actual, expected = mart_state(duckdb_path, name), source_state(db, name)
+        assert len(actual) == len(expected), name
+        for got, want in zip(actual, expected):
+            assert got == want, (name, {c: (got[c], want[c]) for c in want if got[c] != want[c]})
+
+
+def table_contents(duckdb_path: Path) -> dict[str, list[tuple]]:
+    """Every table the build made, sorted, for comparing two builds."""
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
+        return {n: sorted(con.execute(f"SELECT * FROM main.{n}").fetchall(), key=repr) for n in names}
+
+
+def build_models(env: dict[str, str]) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(env)
+    return dg.materialize([defs.get_assets_def(dg.AssetKey(["analytics", "messages"]))], resources=defs.resources)
+
+
+def notif_export_dbt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "notif_export.cli", "dbt", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+def compiled_files_read(env: dict[str, str], target_path: Path) -> list[str]:
+    """The files an incremental build of int_messages__latest would read now."""
+    done = notif_export_dbt(env, "compile", "--select", "int_messages__latest", "--target-path", str(target_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    sql = next(target_path.rglob("int_messages__latest.sql")).read_text()
+    return sorted(part.split("'")[1] for part in sql.split("staged._source_file in (")[1].split(")")[0].split(", "))
+
+
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
+def test_models_equal_the_source_after_changes_and_incremental_equals_full(source, source_url, bucket, aws_env, s3,
+                                                                          tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("NOTIF_EXPORT_HOME", str(home))
+    env = export_env(source_url, bucket, aws_env, NOTIF_EXPORT_HOME=str(home))
+    Simulator(source, seed=21).history(5, NOW)
+    assert materialize(env, HOURS).success
+
+    first = build_models(env)
+    assert first.success
+    checks = first.get_asset_check_evaluations()
+    assert len(checks) >= 40 and all(c.passed for c in checks)
+    assert_models_equal_source(home / "analytics.duckdb", source)
+
+    # Statuses move on; the sync's job rewrites exactly the hours whose rows changed.
+    time.sleep(1.1)  # S3 modification times have whole seconds
+    before = {o["Key"]: o["LastModified"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    later = NOW + timedelta(minutes=25)
+    changed = [HOURS[1], HOURS[3]]
+    table = TABLES["messages"]
+    with source.connect() as conn:
+        for hour in changed:
+            (row_id,) = conn.execute(sa.select(table.c.message_id).where(
+                table.c.created_at >= source._param(hour), table.c.message_id.is_not(None),
+                table.c.created_at < source._param(hour + timedelta(hours=1))).limit(1)).first()
+            conn.execute(table.update().where(table.c.message_id == row_id).values(
+                message_status="clicked", message_clicked_at=source._param(later), updated_at=source._param(later)))
+        conn.commit()
+    defs = build_definitions(env)
+    sync = defs.get_job_def("sync_dirty_hours").execute_in_process(
+        run_config={"ops": {"rewrite_dirty_hours": {"config": {
+            "data_point": "messages", "hours": [partition_key(h) for h in sorted(changed)]}}}},
+        resources=defs.resources)
+    assert sync.success
+
+    # The incremental build reads the rewritten files and, of the others, only those written
+    # in the very second of the newest one it had loaded (its watermark).
+    newest = max(t for k, t in before.items() if k.endswith("/messages.parquet"))
+    rewritten = [f"day={h:%d}/hour={h:%H}/messages.parquet" for h in changed]
+    expected = sorted(f"s3://{bucket}/{k}" for k in list_keys(s3, bucket) if k.endswith("/messages.parquet")
+                      and (any(k.endswith(r) for r in rewritten) or before[k] == newest))
+    assert compiled_files_read({**env, **aws_env}, tmp_path / "compiled") == expected
+    assert len(expected) < len(HOURS)
+    assert all(any(e.endswith(r) for e in expected) for r in rewritten)
+
+    assert build_models(env).success
+    assert_models_equal_source(home / "analytics.duckdb", source)
+
+    # A full rebuild from the files (through the CLI) gives exactly the same tables.
+    full_home = tmp_path / "full"
+    done = notif_export_dbt({**env, "NOTIF_EXPORT_HOME": str(full_home)}, "build", "--full-refresh")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert table_contents(full_home / "analytics.duckdb") == table_contents(home / "analytics.duckdb")
+
+
+@pytest.mark.parametrize("target, dialect", [("bigquery", "with offset"), ("athena", "with ordinality")])
+def test_warehouse_targets_compile(target, dialect, tmp_path):
+    env = {"NOTIF_EXPORT_HOME": str(tmp_path), "NOTIF_EXPORT_DBT_TARGET": target, "NOTIF_EXPORT_LAYOUT": "per_type",
+           # compiling opens no connection, but the BigQuery client wants some credentials
+           "NOTIF_EXPORT_BIGQUERY_METHOD": "oauth-secrets", "DBT_ENV_SECRET_BIGQUERY_TOKEN": "offline"}
+    done = notif_export_dbt(env, "compile", "--vars", "{offline: true}", "--no-populate-cache",
+                            "--target-path", str(tmp_path / "target"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    compiled = {p.name: p.read_text() for p in (tmp_path / "target").rglob("*.sql")}
+    assert {"message_trace.sql", "delivery_daily.sql", "int_messages__latest.sql", "errors_hourly.sql"} <= set(compiled)
+    assert dialect in compiled["int_request_errors__unnested.sql"]
+    assert "stg_export_files.sql" not in compiled  # file listing is DuckDB's alone
