@@ -132,7 +132,7 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
                 message_status="clicked", message_clicked_at=source._param(later), updated_at=source._param(later)))
         conn.commit()
     defs = build_definitions(env)
-    sync = defs.get_job_def("sync_dirty_hours").execute_in_process(
+    sync = defs.resolve_job_def("sync_dirty_hours").execute_in_process(
         run_config={"ops": {"rewrite_dirty_hours": {"config": {
             "data_point": "messages", "hours": [partition_key(h) for h in sorted(changed)]}}}},
         resources=defs.resources)

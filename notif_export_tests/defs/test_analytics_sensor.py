@@ -31,7 +31,7 @@ def test_one_build_after_all_runs_of_a_sync_tick(source, env, instance):
     assert all(r.tags[SYNC_TICK_TAG] == tick and r.tags[SYNC_TICK_RUNS_TAG] == "2" for r in requested)
 
     defs = build_definitions(env)
-    job = defs.get_job_def("sync_dirty_hours")
+    job = defs.resolve_job_def("sync_dirty_hours")
     job.execute_in_process(run_config=requested[0].run_config, instance=instance, tags=requested[0].tags)
     result, _ = analytics_tick(instance, env, cursor=None)
     assert not result.run_requests  # the tick's second run has not run yet
@@ -49,9 +49,23 @@ def test_one_build_after_all_runs_of_a_sync_tick(source, env, instance):
 def test_no_build_when_every_run_of_the_tick_failed(source, env, instance):
     defs = build_definitions(env)
     tags = {SYNC_TICK_TAG: "20261120T123000.000000", SYNC_TICK_RUNS_TAG: "1"}
-    failed = defs.get_job_def("sync_dirty_hours").execute_in_process(
+    failed = defs.resolve_job_def("sync_dirty_hours").execute_in_process(
         run_config={"ops": {"rewrite_dirty_hours": {"config": {"data_point": "messages", "hours": ["not an hour"]}}}},
         instance=instance, tags=tags, raise_on_error=False)
     assert not failed.success
     result, _ = analytics_tick(instance, env, cursor=None)
     assert not result.run_requests and result.cursor == tags[SYNC_TICK_TAG]
+
+
+def test_no_second_build_while_one_is_running(source, env, instance):
+    defs = build_definitions(env)
+    tags = {SYNC_TICK_TAG: "20261120T123000.000000", SYNC_TICK_RUNS_TAG: "1"}
+    defs.resolve_job_def("sync_dirty_hours").execute_in_process(
+        run_config={"ops": {"rewrite_dirty_hours": {"config": {"data_point": "messages", "hours": []}}}},
+        instance=instance, tags=tags)
+    running = instance.create_run_for_job(defs.resolve_job_def("build_analytics"), status=dg.DagsterRunStatus.STARTED)
+    result, _ = analytics_tick(instance, env, cursor=None)
+    assert not result.run_requests and result.cursor is None  # the finished tick waits for the next build
+    instance.report_run_canceled(running)
+    result, _ = analytics_tick(instance, env, cursor=None)
+    assert [r.run_key for r in result.run_requests] == [f"analytics-after-{tags[SYNC_TICK_TAG]}"]

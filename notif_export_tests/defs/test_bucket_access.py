@@ -35,7 +35,7 @@ def run_everything(env: dict[str, str], instance: dg.DagsterInstance) -> list[dg
     dg.materialize(exports, resources=defs.resources, instance=instance,
                    tags={"dagster/asset_partition_range_start": f"{HOURS[0]:%Y-%m-%d-%H:00}",
                          "dagster/asset_partition_range_end": f"{HOURS[-1]:%Y-%m-%d-%H:00}"})
-    defs.get_job_def("check_bucket_access").execute_in_process(instance=instance, raise_on_error=False)
+    defs.resolve_job_def("check_bucket_access").execute_in_process(instance=instance, raise_on_error=False)
     return instance.get_runs()
 
 
@@ -64,13 +64,13 @@ def test_every_object_is_encrypted_with_its_storage_class_and_metadata(traffic, 
 
 def test_the_check_job_reports_the_checklist(bucket, aws_env, tmp_path):
     env = {**aws_env, "NOTIF_EXPORT_HOME": str(tmp_path), "NOTIF_EXPORT_BUCKET": bucket}
-    job = build_definitions(env).get_job_def("check_bucket_access")
+    job = build_definitions(env).resolve_job_def("check_bucket_access")
     passed = job.execute_in_process()
     table = [e for e in passed.all_events if e.event_type_value == "STEP_OUTPUT"][0] \
         .event_specific_data.metadata["checklist"].value
     assert "| s3:PutObject | PASS |" in table and "| public access blocked | SKIP |" in table
 
-    missing = build_definitions({**env, "NOTIF_EXPORT_BUCKET": bucket + "-gone"}).get_job_def("check_bucket_access")
+    missing = build_definitions({**env, "NOTIF_EXPORT_BUCKET": bucket + "-gone"}).resolve_job_def("check_bucket_access")
     failed = missing.execute_in_process(raise_on_error=False)
     assert not failed.success
     failure = failed.get_step_failure_events()[0].step_failure_data.user_failure_data

@@ -35,7 +35,7 @@ class Sync:
             result = defs.get_sensor_def("sync")(context)
         self.cursor = result.cursor
         if run:
-            job = defs.get_job_def("sync_dirty_hours")
+            job = defs.resolve_job_def("sync_dirty_hours")
             for request in result.run_requests or []:
                 job.execute_in_process(run_config=request.run_config, instance=self.instance, tags=request.tags,
                                        raise_on_error=False)

@@ -6,6 +6,8 @@ from notif_export.defs.sync.sensors import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
 from notif_export.lib.analytics import ready_sync_ticks
 
 RECENT_SYNC_RUNS = 500  # far more than the runs of the ticks a sensor interval can leave pending
+_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
 
 
 def build_analytics_sensor(sync_job: dg.JobDefinition, build_job: dg.JobDefinition,
@@ -16,10 +18,14 @@ def build_analytics_sensor(sync_job: dg.JobDefinition, build_job: dg.JobDefiniti
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Runs `dbt build` once the runs of a sync tick have all finished and at least "
-        "one of them succeeded; several ticks finished together give one build. Its cursor is the "
-        "last tick handled.",
+        "one of them succeeded, and no build is running; several ticks finished together give one "
+        "build. Its cursor is the last tick handled.",
     )
     def analytics_after_sync(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        # One build at a time: two would contend for the same tables (and DuckDB's file lock).
+        # The next one starts once this one ends, covering every tick finished meanwhile.
+        if context.instance.get_runs(filters=dg.RunsFilter(job_name=build_job.name, statuses=_UNFINISHED), limit=1):
+            return dg.SensorResult(skip_reason="the previous analytics build is still running")
         runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=sync_job.name), limit=RECENT_SYNC_RUNS)
         tick, changed = ready_sync_ticks(
             ((r.tags[SYNC_TICK_TAG], int(r.tags[SYNC_TICK_RUNS_TAG]), r.status.value)
