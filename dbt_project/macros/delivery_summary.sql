@@ -1,6 +1,9 @@
 {#- Delivery funnel of the messages created in each period (hour or day), by channel, vendor,
-    workflow and tenant. Rates divide by the previous step; times are seconds from triggered. -#}
+    workflow and tenant. Rates divide by the previous step; times are seconds from triggered.
+    Incremental builds recompute the periods whose messages changed (see incremental_marts.sql). -#}
 {% macro delivery_summary(grain) -%}
+{{ config(incremental_strategy='replace_periods',
+          meta={'replaced_periods': {'column': 'period_start', 'grain': grain, 'sources': ['int_messages__latest']}}) }}
 {%- set dimensions = ['channel_slug', 'vendor_slug', 'workflow_slug', 'tenant_id'] -%}
 {%- set to_delivered = dbt.datediff('message_triggered_at', 'message_delivered_at', 'second') -%}
 {%- set to_seen = dbt.datediff('message_triggered_at', 'message_seen_at', 'second') -%}
@@ -18,8 +21,10 @@ with by_period as (
         {{ notif_export.percentile(to_delivered, 0.9) }} as time_to_deliver_p90_seconds,
         {{ notif_export.percentile(to_delivered, 0.99) }} as time_to_deliver_p99_seconds,
         {{ notif_export.percentile(to_seen, 0.5) }} as time_to_seen_p50_seconds,
-        {{ notif_export.percentile(to_seen, 0.9) }} as time_to_seen_p90_seconds
-    from {{ ref('messages') }}
+        {{ notif_export.percentile(to_seen, 0.9) }} as time_to_seen_p90_seconds,
+        max(_file_modified_at) as _source_modified_at
+    from {{ ref('int_messages__latest') }}
+    where {{ notif_export.in_changed_periods(grain, ['int_messages__latest']) }}
     group by {{ dbt.date_trunc(grain, 'created_at') }}, {{ dimensions | join(', ') }}
 )
 select

@@ -33,10 +33,7 @@ Other warehouses cannot see file modification times: they re-read the rows updat
 
 {% macro changed_export_files(data_point) -%}
   {%- if not execute -%}{{ return([]) }}{%- endif -%}
-  {%- set watermark = none -%}
-  {%- if notif_export.is_incremental_build() -%}
-    {%- set watermark = run_query("select max(_file_modified_at) from " ~ this).columns[0].values()[0] -%}
-  {%- endif -%}
+  {%- set watermark = notif_export.newest_in_this('_file_modified_at') -%}
   {%- set query -%}
     select filename from {{ ref('stg_export_files') }}
     where data_point = '{{ data_point }}'

@@ -77,11 +77,15 @@ def assert_models_equal_source(duckdb_path: Path, db) -> None:
 
 
 def table_contents(duckdb_path: Path) -> dict[str, list[tuple]]:
-    """Every table the build made, sorted, for comparing two builds."""
+    """Every table the build made, its columns by name and its rows sorted, for comparing two builds."""
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
-        return {n: sorted(con.execute(f"SELECT * FROM main.{n}").fetchall(), key=repr) for n in names}
+        columns = {}
+        for table, column in con.execute(
+                "SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN information_schema.tables t"
+                " USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall():
+            columns.setdefault(table, []).append(column)
+        return {table: [names] + sorted(con.execute("SELECT " + ", ".join(f'"{n}"' for n in names) + f" FROM main.{table}").fetchall(), key=repr)
+                for table, names in columns.items()}
 
 
 def build_models(env: dict[str, str]) -> dg.ExecuteInProcessResult:
@@ -109,7 +113,11 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     monkeypatch.setenv("NOTIF_EXPORT_HOME", str(home))
     env = export_env(source_url, bucket, aws_env, NOTIF_EXPORT_HOME=str(home))
     Simulator(source, seed=21).history(5, NOW)
-    assert materialize(env, HOURS).success
+    # The last hour in a later second (S3 modification times have whole seconds), so that an
+    # incremental build's watermark second holds its files alone.
+    assert materialize(env, HOURS[:-1]).success
+    time.sleep(1.1)
+    assert materialize(env, HOURS[-1:]).success
 
     first = build_models(env)
     assert first.success
@@ -117,31 +125,46 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     assert len(checks) >= 40 and all(c.passed for c in checks)
     assert_models_equal_source(home / "analytics.duckdb", source)
 
-    # Statuses move on; the sync's job rewrites exactly the hours whose rows changed.
+    # Statuses move on: messages are clicked, a failed delivery is retried and delivered (its
+    # error goes away), a workflow step logs an error (its messages' trace changes). The sync's
+    # job rewrites exactly the hours whose rows changed.
     time.sleep(1.1)  # S3 modification times have whole seconds
     before = {o["Key"]: o["LastModified"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     later = NOW + timedelta(minutes=25)
-    changed = [HOURS[1], HOURS[3]]
-    table = TABLES["messages"]
+    messages, steps = TABLES["messages"], TABLES["workflow_executions"]
     with source.connect() as conn:
-        for hour in changed:
-            (row_id,) = conn.execute(sa.select(table.c.message_id).where(
-                table.c.created_at >= source._param(hour), table.c.message_id.is_not(None),
-                table.c.created_at < source._param(hour + timedelta(hours=1))).limit(1)).first()
-            conn.execute(table.update().where(table.c.message_id == row_id).values(
-                message_status="clicked", message_clicked_at=source._param(later), updated_at=source._param(later)))
+        clicked = [conn.execute(sa.select(messages.c.message_id).where(
+            messages.c.created_at >= source._param(hour), messages.c.message_id.is_not(None),
+            messages.c.created_at < source._param(hour + timedelta(hours=1))).limit(1)).scalar_one()
+            for hour in (HOURS[1], HOURS[3])]
+        conn.execute(messages.update().where(messages.c.message_id.in_(clicked)).values(
+            message_status="clicked", message_clicked_at=source._param(later), updated_at=source._param(later)))
+        retried = conn.execute(sa.select(messages.c.message_id).where(
+            messages.c.message_status == "delivery_failed", messages.c.message_id.is_not(None)).limit(1)).scalar_one()
+        conn.execute(messages.update().where(messages.c.message_id == retried).values(
+            message_status="delivered", delivery_failure_reason=None, message_delivered_at=source._param(later),
+            updated_at=source._param(later)))
+        step = conn.execute(sa.select(steps.c.execution_id, steps.c.node_id).where(
+            steps.c.status == "info").limit(1)).one()
+        conn.execute(steps.update().where(steps.c.execution_id == step.execution_id, steps.c.node_id == step.node_id)
+                     .values(status="error", message="vendor timeout", updated_at=source._param(later)))
         conn.commit()
+        changed = {dp: sorted({created.replace(minute=0, second=0, microsecond=0, tzinfo=timezone.utc)
+                               for created in conn.execute(sa.select(TABLES[dp].c.created_at).where(
+                                   TABLES[dp].c.updated_at == source._param(later))).scalars()})
+                   for dp in ("messages", "workflow_executions")}
     defs = build_definitions(env)
-    sync = defs.resolve_job_def("sync_dirty_hours").execute_in_process(
-        run_config={"ops": {"rewrite_dirty_hours": {"config": {
-            "data_point": "messages", "hours": [partition_key(h) for h in sorted(changed)]}}}},
-        resources=defs.resources)
-    assert sync.success
+    for data_point, hours in changed.items():
+        sync = defs.resolve_job_def("sync_dirty_hours").execute_in_process(
+            run_config={"ops": {"rewrite_dirty_hours": {"config": {
+                "data_point": data_point, "hours": [partition_key(h) for h in hours]}}}},
+            resources=defs.resources)
+        assert sync.success
 
     # The incremental build reads the rewritten files and, of the others, only those written
     # in the very second of the newest one it had loaded (its watermark).
     newest = max(t for k, t in before.items() if k.endswith("/messages.parquet"))
-    rewritten = [f"day={h:%d}/hour={h:%H}/messages.parquet" for h in changed]
+    rewritten = [f"day={h:%d}/hour={h:%H}/messages.parquet" for h in changed["messages"]]
     expected = sorted(f"s3://{bucket}/{k}" for k in list_keys(s3, bucket) if k.endswith("/messages.parquet")
                       and (any(k.endswith(r) for r in rewritten) or before[k] == newest))
     assert compiled_files_read({**env, **aws_env}, tmp_path / "compiled") == expected
@@ -155,6 +178,13 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     full_home = tmp_path / "full"
     done = notif_export_dbt({**env, "NOTIF_EXPORT_HOME": str(full_home)}, "build", "--full-refresh")
     assert done.returncode == 0, done.stdout[-3000:]
+    assert table_contents(full_home / "analytics.duckdb") == table_contents(home / "analytics.duckdb")
+
+    # Marts built before they kept a watermark (an older version's tables) are recomputed in full.
+    with duckdb.connect(str(home / "analytics.duckdb")) as con:
+        for mart in ("delivery_hourly", "delivery_daily", "error_events", "message_trace"):
+            con.execute(f"ALTER TABLE main.{mart} DROP COLUMN _source_modified_at")
+    assert build_models(env).success
     assert table_contents(full_home / "analytics.duckdb") == table_contents(home / "analytics.duckdb")
 
 

@@ -12,6 +12,7 @@ select
         when sum(case when status = 'error' then 1 else 0 end) > 0 then 'error'
         when sum(case when status = 'warning' then 1 else 0 end) > 0 then 'warning'
         else 'ok'
-    end as outcome
+    end as outcome,
+    max(_file_modified_at) as _file_modified_at
 from {{ ref('int_workflow_executions__latest') }}
 group by execution_id

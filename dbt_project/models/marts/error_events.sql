@@ -1,5 +1,19 @@
 -- Every error, one row each (keyed by where it arose and its position there): request errors (unnested), workflow steps that logged an error or a
 -- warning, and messages whose execution or delivery failed, with the reason given.
+-- Incremental builds recompute the hours (of the rows' creation, as the export files are cut) whose files changed.
+-- depends_on: {{ ref('int_requests__latest') }}
+{%- set sources = ['int_requests__latest', 'int_workflow_executions__latest', 'int_messages__latest'] %}
+{#- The columns every kind of error has, named alike in each source; they come last, where
+    `select *` lines the branches of the union up. #}
+{%- set shared_columns -%}
+workflow_slug,
+        tenant_id,
+        idempotency_key,
+        {{ dbt.date_trunc('hour', 'created_at') }} as source_hour,
+        _file_modified_at as _source_modified_at
+{%- endset %}
+{{ config(incremental_strategy='replace_periods',
+          meta={'replaced_periods': {'column': 'source_hour', 'grain': 'hour', 'sources': sources}}) }}
 with request_errors as (
     select
         'request' as error_source,
@@ -9,10 +23,8 @@ with request_errors as (
         coalesce(error_code, error_type) as error,
         error_description as detail,
         severity,
-        workflow_slug,
-        tenant_id,
         cast(null as {{ dbt.type_string() }}) as channel_slug,
-        idempotency_key
+        {{ shared_columns }}
     from {{ ref('int_request_errors__unnested') }}
 ),
 
@@ -25,11 +37,9 @@ step_issues as (
         coalesce(message, node_type) as error,
         node_name as detail,
         status as severity,
-        workflow_slug,
-        tenant_id,
         cast(null as {{ dbt.type_string() }}) as channel_slug,
-        idempotency_key
-    from {{ ref('workflow_executions') }}
+        {{ shared_columns }}
+    from {{ ref('int_workflow_executions__latest') }}
     where status in ('error', 'warning')
 ),
 
@@ -42,11 +52,9 @@ message_failures as (
         coalesce(delivery_failure_reason, 'execution failed') as error,
         coalesce(vendor_slug, cast(execution_failure_reason as {{ dbt.type_string() }})) as detail,
         'error' as severity,
-        workflow_slug,
-        tenant_id,
         channel_slug,
-        idempotency_key
-    from {{ ref('messages') }}
+        {{ shared_columns }}
+    from {{ ref('int_messages__latest') }}
     where message_status = 'delivery_failed' or execution_failure_reason is not null
 )
 
@@ -60,3 +68,4 @@ from (
     union all
     select * from message_failures
 ) as all_errors
+where {{ notif_export.in_changed_periods('hour', sources, period='source_hour') }}

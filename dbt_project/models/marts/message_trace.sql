@@ -1,4 +1,7 @@
 -- End to end, one row per message: its request's status and its workflow execution's outcome.
+-- Incremental builds recompute the messages whose own, request's or execution's rows changed.
+{{ config(unique_key='message_key', incremental_strategy='delete+insert') }}
+{%- set newest_source = 'greatest(messages._file_modified_at, requests._file_modified_at, executions._file_modified_at)' %}
 select
     messages.message_key,
     messages.created_at,
@@ -25,9 +28,11 @@ select
     executions.outcome as execution_outcome,
     executions.steps as execution_steps,
     executions.error_steps as execution_error_steps,
-    executions.warning_steps as execution_warning_steps
-from {{ ref('messages') }} as messages
-left join {{ ref('requests') }} as requests
+    executions.warning_steps as execution_warning_steps,
+    {{ newest_source }} as _source_modified_at
+from {{ ref('int_messages__latest') }} as messages
+left join {{ ref('int_requests__latest') }} as requests
     on messages.idempotency_key = requests.idempotency_key
 left join {{ ref('int_execution_outcomes') }} as executions
     on messages.wf_execution_id = executions.execution_id
+where {{ notif_export.loaded_since_last_build(newest_source) }}
