@@ -24,7 +24,7 @@ with by_period as (
         {{ notif_export.percentile(to_seen, 0.9) }} as time_to_seen_p90_seconds,
         max(_file_modified_at) as _source_modified_at
     from {{ ref('int_messages__latest') }}
-    where {{ notif_export.in_changed_periods(grain, ['int_messages__latest']) }}
+    where {{ notif_export.in_changed_periods() }}
     group by {{ dbt.date_trunc(grain, 'created_at') }}, {{ dimensions | join(', ') }}
 )
 select

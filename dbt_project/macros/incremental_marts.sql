@@ -29,17 +29,19 @@ behind. -#}
 {#- The periods (by created_at) holding rows loaded since the mart's watermark, from the given
     latest-state models. -#}
 {% macro changed_periods(grain, models) -%}
+  {%- set loaded_since = notif_export.loaded_since_last_build() -%}
   {%- for model in models %}
-  select {{ dbt.date_trunc(grain, 'created_at') }} from {{ ref(model) }} where {{ notif_export.loaded_since_last_build() }}
+  select {{ dbt.date_trunc(grain, 'created_at') }} from {{ ref(model) }} where {{ loaded_since }}
   {%- if not loop.last %} union{% endif %}
   {%- endfor %}
 {%- endmacro %}
 
-{#- On an incremental build, true for the rows of the changed periods (by default, the period of
-    the row's created_at). -#}
-{% macro in_changed_periods(grain, models, period=none) -%}
+{#- On an incremental build, true for the rows of the changed periods the model names in
+    meta.replaced_periods (by default, the period of the row's created_at). -#}
+{% macro in_changed_periods(period=none) -%}
   {%- if notif_export.is_incremental_build() -%}
-  {{ period or dbt.date_trunc(grain, 'created_at') }} in ({{ notif_export.changed_periods(grain, models) }})
+  {%- set periods = config.get('meta')['replaced_periods'] -%}
+  {{ period or dbt.date_trunc(periods['grain'], 'created_at') }} in ({{ notif_export.changed_periods(periods['grain'], periods['sources']) }})
   {%- else -%} true
   {%- endif -%}
 {%- endmacro %}
@@ -52,7 +54,7 @@ behind. -#}
   {%- set periods = config.get('meta')['replaced_periods'] -%}
   delete from {{ arg_dict['target_relation'] }}
   {%- if notif_export.newest_in_this('_source_modified_at') is not none %}
-  where {{ periods['column'] }} in ({{ notif_export.changed_periods(periods['grain'], periods['sources']) }})
+  where {{ notif_export.in_changed_periods(periods['column']) }}
   {%- endif %};
   {{ get_incremental_append_sql(arg_dict) }}
 {%- endmacro %}

@@ -84,8 +84,12 @@ def table_contents(duckdb_path: Path) -> dict[str, list[tuple]]:
                 "SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN information_schema.tables t"
                 " USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall():
             columns.setdefault(table, []).append(column)
-        return {table: [names] + sorted(con.execute("SELECT " + ", ".join(f'"{n}"' for n in names) + f" FROM main.{table}").fetchall(), key=repr)
-                for table, names in columns.items()}
+        contents = {}
+        for table, names in columns.items():
+            quoted = ", ".join(f'"{n}"' for n in names)
+            rows = con.execute(f"SELECT {quoted} FROM main.{table}")
+            contents[table] = [names] + sorted(rows.fetchall(), key=repr)
+        return contents
 
 
 def build_models(env: dict[str, str]) -> dg.ExecuteInProcessResult:

@@ -2,7 +2,6 @@
 -- warning, and messages whose execution or delivery failed, with the reason given.
 -- Incremental builds recompute the hours (of the rows' creation, as the export files are cut) whose files changed.
 -- depends_on: {{ ref('int_requests__latest') }}
-{%- set sources = ['int_requests__latest', 'int_workflow_executions__latest', 'int_messages__latest'] %}
 {#- The columns every kind of error has, named alike in each source; they come last, where
     `select *` lines the branches of the union up. #}
 {%- set shared_columns -%}
@@ -13,7 +12,8 @@ workflow_slug,
         _file_modified_at as _source_modified_at
 {%- endset %}
 {{ config(incremental_strategy='replace_periods',
-          meta={'replaced_periods': {'column': 'source_hour', 'grain': 'hour', 'sources': sources}}) }}
+          meta={'replaced_periods': {'column': 'source_hour', 'grain': 'hour', 'sources': [
+              'int_requests__latest', 'int_workflow_executions__latest', 'int_messages__latest']}}) }}
 with request_errors as (
     select
         'request' as error_source,
@@ -68,4 +68,4 @@ from (
     union all
     select * from message_failures
 ) as all_errors
-where {{ notif_export.in_changed_periods('hour', sources, period='source_hour') }}
+where {{ notif_export.in_changed_periods('source_hour') }}
