@@ -33,12 +33,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from notif_export.lib import analytics
-from notif_export.lib.aws import BucketAccess
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.export import Destination, rewrite_hour
-from notif_export.lib.local_s3 import LocalS3Server, find_free_port
+from notif_export.lib.destination import Destination
+from notif_export.lib.export import rewrite_hour
+from notif_export.dev.local_s3 import LocalS3Server, find_free_port
 from notif_export.lib.settings import Settings
-from notif_export.lib.simulator import Simulator, TrafficMix
+from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import SourceDatabase
 
 BUCKET = "notif-export"
@@ -80,7 +80,7 @@ def fill(server: LocalS3Server, home: Path, messages: int, rate: float) -> int:
     db = SourceDatabase(f"sqlite:///{home / 'day.db'}")
     db.init_schema()
     Simulator(db, seed=7, mix=TrafficMix(requests_per_hour=rate)).history(24, LAST_DAY)
-    dest = Destination(BUCKET)
+    dest = Destination(bucket=BUCKET)
     hours = [LAST_DAY - timedelta(hours=h) for h in range(1, 25)]
     for dp in DATA_POINTS.values():
         for hour in hours:
@@ -108,7 +108,7 @@ def fill(server: LocalS3Server, home: Path, messages: int, rate: float) -> int:
 def touch_two_hours(server: LocalS3Server) -> None:
     """Rewrite two hours' messages files with some statuses moved on, as the sync would."""
     s3 = server.client()
-    dest = Destination(BUCKET)
+    dest = Destination(bucket=BUCKET)
     now = datetime.now(timezone.utc)
     for hour in (LAST_DAY - timedelta(hours=3), LAST_DAY - timedelta(hours=13)):
         key = dest.object_key("messages", hour)
@@ -149,8 +149,8 @@ def main() -> None:
         total = fill(server, home, args.messages, args.rate)
         aws = server.aws_env()
         config = Settings.from_env({**aws, "NOTIF_EXPORT_HOME": str(home)})
-        env = {**analytics.dbt_env(config, Destination.from_settings(config)),
-               **analytics.credentials_env(BucketAccess.from_settings(config, aws).session().get_credentials())}
+        env = {**analytics.dbt_env(config),
+               **analytics.secrets_env(config.bucket_access.session().get_credentials(), config.dbt.bigquery_token)}
         files = sum(1 for page in server.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
                     for o in page.get("Contents", []) if o["Key"].endswith(".parquet"))
         print(f"bucket: {total:,} messages in {files:,} files\n", flush=True)

@@ -31,7 +31,7 @@ def fill(admin_url: str, rows: int) -> str:
     """A database holding one hour of at least `rows` messages (kept between runs)."""
     import sqlalchemy as sa
 
-    from notif_export.lib.simulator import Simulator, TrafficMix
+    from notif_export.dev.simulator import Simulator, TrafficMix
     from notif_export.lib.source import TABLES, SourceDatabase
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -68,7 +68,8 @@ def measure(kind: str, url: str, endpoint: str, creds: dict, bucket: str) -> dic
     import pyarrow.parquet as pq
 
     from notif_export.lib.contract import MESSAGES
-    from notif_export.lib.export import Destination, rewrite_hour
+    from notif_export.lib.destination import Destination
+    from notif_export.lib.export import rewrite_hour
     from notif_export.lib.source import SourceDatabase
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
@@ -78,7 +79,7 @@ def measure(kind: str, url: str, endpoint: str, creds: dict, bucket: str) -> dic
     rows = bytes_ = 0
     started = time.perf_counter()
     if kind == "notif_export":
-        result = rewrite_hour(SourceDatabase(url), s3, Destination(bucket), MESSAGES, HOUR)
+        result = rewrite_hour(SourceDatabase(url), s3, Destination(bucket=bucket), MESSAGES, HOUR)
         rows, bytes_ = result.rows, result.bytes
     elif kind == "pg_copy_floor":
         cols = ", ".join(f'"{c}"' for c in MESSAGES.columns)
@@ -88,7 +89,7 @@ def measure(kind: str, url: str, endpoint: str, creds: dict, bucket: str) -> dic
                 bytes_ += len(chunk)
     elif kind in ("encode_floor", "put_floor"):
         table = pq.read_table(pa.BufferReader(
-            s3.get_object(Bucket=bucket, Key=Destination(bucket).object_key("messages", HOUR))["Body"].read()))
+            s3.get_object(Bucket=bucket, Key=Destination(bucket=bucket).object_key("messages", HOUR))["Body"].read()))
         rows = table.num_rows
         sink = pa.BufferOutputStream()
         started = time.perf_counter()
@@ -132,7 +133,7 @@ def main() -> None:
         print(json.dumps(measure(**json.loads(args.measure))))
         return
 
-    from notif_export.lib.local_s3 import LocalS3Server, find_free_port
+    from notif_export.dev.local_s3 import LocalS3Server, find_free_port
 
     url = fill(args.pg, args.rows)
     with tempfile.TemporaryDirectory() as tmp:

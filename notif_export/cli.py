@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 from notif_export.lib import analytics, bucket_check, warehouses
-from notif_export.lib.aws import BucketAccess
 from notif_export.lib.contract import MESSAGES
-from notif_export.lib.export import Destination
-from notif_export.lib.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
+from notif_export.dev.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
 from notif_export.lib.settings import Settings, SettingsError
-from notif_export.lib.simulator import Simulator, TrafficMix, utc_now
+from notif_export.dev.simulator import Simulator, TrafficMix, utc_now
 from notif_export.lib.source import SourceDatabase, SourceError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,8 +76,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 def cmd_s3_serve(args: argparse.Namespace) -> None:
     config = _settings()
-    server = _local_s3(config, args.port).start(buckets=(config.bucket,))
-    print(f"local S3 server on {server.endpoint_url}, bucket {config.bucket!r}, data in {server.data_dir}")
+    server = _local_s3(config, args.port).start(buckets=(config.destination.bucket,))
+    print(f"local S3 server on {server.endpoint_url}, bucket {config.destination.bucket!r}, data in {server.data_dir}")
     print(f"point a shell at it with: eval \"$(notif-export s3 env --port {args.port})\"; Ctrl-C stops", flush=True)
     stopping = _stop_on_signals()
     try:
@@ -97,7 +95,7 @@ def cmd_s3_env(args: argparse.Namespace) -> None:
 
 def cmd_check(args: argparse.Namespace) -> None:
     config = _settings()
-    items = bucket_check.check_bucket(BucketAccess.from_settings(config, os.environ), Destination.from_settings(config))
+    items = bucket_check.check_bucket(config.bucket_access, config.destination)
     for item in items:
         print(item.render())
     if bucket_check.failed(items):
@@ -107,20 +105,20 @@ def cmd_check(args: argparse.Namespace) -> None:
 def cmd_dbt(args: argparse.Namespace) -> None:
     """dbt with the environment the export's settings give (bucket, files, credentials)."""
     config = _settings()
-    credentials = BucketAccess.from_settings(config, os.environ).session().get_credentials()
-    env = {**analytics.dbt_env(config, Destination.from_settings(config)), **analytics.credentials_env(credentials)}
+    credentials = config.bucket_access.session().get_credentials()
+    env = {**analytics.dbt_env(config), **analytics.secrets_env(credentials, config.dbt.bigquery_token)}
     raise SystemExit(analytics.run_dbt(args.dbt_args, env, os.environ))
 
 
 def cmd_warehouse_ddl(args: argparse.Namespace) -> None:
     config = _settings()
-    print(warehouses.external_tables_ddl(args.target, Destination.from_settings(config), args.schema, args.connection))
+    print(warehouses.external_tables_ddl(args.target, config.destination, args.schema, args.connection))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Everything on embedded defaults: local S3, SQLite with a day of history, live traffic, UI."""
     config = _settings()
-    server = _local_s3(config, args.s3_port).start(buckets=(config.bucket,))
+    server = _local_s3(config, args.s3_port).start(buckets=(config.destination.bucket,))
     env = {**os.environ, **server.aws_env(), "NOTIF_EXPORT_HOME": str(config.home),
            "DAGSTER_HOME": str(config.home / "dagster")}
     (config.home / "dagster").mkdir(parents=True, exist_ok=True)
@@ -147,7 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
              "-h", "127.0.0.1", "-p", str(args.port)],
             env=env, cwd=REPO, start_new_session=True, stdin=subprocess.DEVNULL,
         ))
-        print(f"Dagster UI: http://127.0.0.1:{args.port}  (S3: {server.endpoint_url}, bucket {config.bucket!r}; "
+        print(f"Dagster UI: http://127.0.0.1:{args.port}  (S3: {server.endpoint_url}, bucket {config.destination.bucket!r}; "
               f"live simulator log: {logs / 'simulator.log'}); Ctrl-C stops everything", flush=True)
         stopping = _stop_on_signals()
         while not stopping[0] and all(c.poll() is None for c in children):

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,12 +28,10 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.defs.exports.partitions import partition_key
+from notif_export.lib.hours import hour_key
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.local_s3 import LocalS3Server, find_free_port
+from notif_export.dev.local_s3 import LocalS3Server, find_free_port
 from notif_export.lib.source import TABLES, SourceDatabase
-
-warnings.filterwarnings("ignore", category=Warning, module="dagster")
 
 # A fixed clock for the simulated traffic: whole-hour arithmetic stays readable in tests.
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=timezone.utc)
@@ -220,14 +217,14 @@ def moto():
 # ---- exporting through Dagster ----------------------------------------------------------------
 def export_env(source_url: str, bucket: str, aws_env: dict, **settings: str) -> dict[str, str]:
     return {**aws_env, "NOTIF_EXPORT_SOURCE_URL": source_url, "NOTIF_EXPORT_BUCKET": bucket,
-            "NOTIF_EXPORT_START": partition_key(NOW - timedelta(days=1)), **settings}
+            "NOTIF_EXPORT_START": hour_key(NOW - timedelta(days=1)), **settings}
 
 
 def materialize(env: dict[str, str], hours: list, selection=None, raise_on_error=True) -> dg.ExecuteInProcessResult:
     """One run of the export assets over a range of hours."""
     defs = build_definitions(env)
-    tags = {"dagster/asset_partition_range_start": partition_key(hours[0]),
-            "dagster/asset_partition_range_end": partition_key(hours[-1])}
+    tags = {"dagster/asset_partition_range_start": hour_key(hours[0]),
+            "dagster/asset_partition_range_end": hour_key(hours[-1])}
     return dg.materialize(
         [defs.get_assets_def(name) for name in (selection or DATA_POINTS)],
         resources=defs.resources, tags=tags, raise_on_error=raise_on_error,

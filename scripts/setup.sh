@@ -16,4 +16,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 # The dbt manifest the Dagster code location loads its dbt assets from (nothing runs dbt when
 # Dagster loads the code). Partial parsing makes a repeat quick.
-(cd dbt_project && DBT_PROFILES_DIR=. ../.venv/bin/dbt parse --quiet)
+.venv/bin/notif-export dbt parse --quiet

@@ -11,15 +11,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlparse
 
 from notif_export.lib.duckdb_s3 import install_httpfs
-from notif_export.lib.export import Destination
-from notif_export.lib.settings import Settings
+from notif_export.lib.run_status import FINISHED, SUCCEEDED
+from notif_export.lib.settings import DbtSettings, Settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-FINISHED = ("SUCCESS", "FAILURE", "CANCELED")  # Dagster run statuses that end a run
 
 
 def dbt_executable() -> str:
@@ -27,33 +27,35 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).with_name("dbt"))
 
 
-def dbt_env(config: Settings, destination: Destination) -> dict[str, str]:
-    """The variables dbt_project/profiles.yml and the sources read, secrets aside."""
-    endpoint = urlparse(config.endpoint_url) if config.endpoint_url else None
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Every variable dbt_project/ reads, secrets aside (dbt has no defaults of its own: a
+    variable missing here is an error in dbt, not a silent default)."""
+    access, destination = settings.bucket_access, settings.destination
+    endpoint = urlparse(access.endpoint_url) if access.endpoint_url else None
     return {
-        "NOTIF_EXPORT_DBT_TARGET": config.dbt_target,
+        **{DbtSettings.variable(f.name): getattr(settings.dbt, f.name) for f in fields(DbtSettings)
+           if f.name not in DbtSettings.SECRETS},
         "NOTIF_EXPORT_DBT_FILES": destination.files_glob("{name}"),
-        "NOTIF_EXPORT_DBT_S3_REGION": config.region,
-        "NOTIF_EXPORT_DBT_S3_ENDPOINT": endpoint.netloc if endpoint else f"s3.{config.region}.amazonaws.com",
+        "NOTIF_EXPORT_DBT_S3_REGION": access.region_name,
+        "NOTIF_EXPORT_DBT_S3_ENDPOINT": endpoint.netloc if endpoint else f"s3.{access.region_name}.amazonaws.com",
         # A custom endpoint (a local server, MinIO, SeaweedFS) is addressed by path.
         "NOTIF_EXPORT_DBT_S3_URL_STYLE": "path" if endpoint else "vhost",
         "NOTIF_EXPORT_DBT_S3_USE_SSL": "false" if endpoint and endpoint.scheme == "http" else "true",
-        "NOTIF_EXPORT_DUCKDB_PATH": str(config.duckdb_path),
-        "NOTIF_EXPORT_DUCKDB_EXTENSIONS": str(config.home / "duckdb_extensions"),
+        "NOTIF_EXPORT_DUCKDB_PATH": str(settings.duckdb_path),
+        "NOTIF_EXPORT_DUCKDB_EXTENSIONS": str(settings.home / "duckdb_extensions"),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
     }
 
 
-def credentials_env(credentials) -> dict[str, str]:
-    """botocore credentials as the DBT_ENV_SECRET_* variables the DuckDB profile reads; dbt
-    scrubs their values from everything it logs. None (no credentials) reads anonymously."""
-    if credentials is None:
-        return {}
-    frozen = credentials.get_frozen_credentials()
+def secrets_env(credentials, bigquery_token: str | None) -> dict[str, str]:
+    """The secrets as the DBT_ENV_SECRET_* variables the profile reads; dbt scrubs their values
+    from everything it logs. `credentials` are botocore's (None: the bucket is read anonymously)."""
+    frozen = credentials.get_frozen_credentials() if credentials is not None else None
     return {
-        "DBT_ENV_SECRET_AWS_ACCESS_KEY_ID": frozen.access_key,
-        "DBT_ENV_SECRET_AWS_SECRET_ACCESS_KEY": frozen.secret_key,
-        "DBT_ENV_SECRET_AWS_SESSION_TOKEN": frozen.token or "",
+        "DBT_ENV_SECRET_AWS_ACCESS_KEY_ID": frozen.access_key if frozen else "",
+        "DBT_ENV_SECRET_AWS_SECRET_ACCESS_KEY": frozen.secret_key if frozen else "",
+        "DBT_ENV_SECRET_AWS_SESSION_TOKEN": (frozen.token if frozen else "") or "",
+        "DBT_ENV_SECRET_BIGQUERY_TOKEN": bigquery_token or "",
     }
 
 
@@ -92,5 +94,5 @@ def ready_sync_ticks(runs: Iterable[tuple[str, int, str]], after: str | None) ->
         expected, statuses = ticks[tick]
         if len(statuses) < expected or any(s not in FINISHED for s in statuses):
             break
-        ready, any_success = tick, any_success or "SUCCESS" in statuses
+        ready, any_success = tick, any_success or SUCCEEDED in statuses
     return ready, any_success

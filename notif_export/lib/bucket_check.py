@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notif_export.lib.aws import BucketAccess
-from notif_export.lib.export import Destination
+from notif_export.lib.bucket_access import BucketAccess
+from notif_export.lib.destination import Destination
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 _BAD_CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId",
@@ -65,7 +65,7 @@ def _checks(access: BucketAccess, destination: Destination) -> Iterator[CheckIte
                         "AWS_SECRET_ACCESS_KEY, or an AWS profile or instance role")
         return
     yield CheckItem("credentials found", PASS,
-                    "access key" if access.access_key_id else "the standard AWS credential chain")
+                    "access key" if access.aws_access_key_id else "the standard AWS credential chain")
 
     if access.role_arn:
         try:
@@ -101,7 +101,7 @@ def _checks(access: BucketAccess, destination: Destination) -> Iterator[CheckIte
                         "check AWS_ENDPOINT_URL (or leave it unset for AWS) and the network")
         return
 
-    yield _region_item(s3, bucket, listing, access.region)
+    yield _region_item(s3, bucket, listing, access.region_name)
     yield from _permission_items(s3, destination)
     yield _public_access_item(s3, bucket)
     yield _default_encryption_item(s3, bucket)

@@ -21,50 +21,9 @@ from botocore.exceptions import ClientError
 
 from notif_export.lib.contract import SCHEMA_VERSION, DataPoint
 from notif_export.lib.s3_upload import S3MultipartWriter
-from notif_export.lib.source import SourceDatabase, hour_bounds
-
-
-@dataclass(frozen=True)
-class Destination:
-    """Where and how files are written. One value, passed around: several can coexist."""
-
-    bucket: str
-    prefix: str = ""
-    layout: str = "shared"
-    compression: str = "snappy"
-    sse: str = "AES256"  # every object is encrypted: SSE-S3, or SSE-KMS with kms_key_id
-    kms_key_id: str | None = None
-    storage_class: str = "STANDARD"
-
-    @classmethod
-    def from_settings(cls, config) -> Destination:
-        return cls(bucket=config.bucket, prefix=config.prefix, layout=config.layout,
-                   compression=config.compression, sse=config.sse, kms_key_id=config.kms_key_id,
-                   storage_class=config.storage_class)
-
-    def put_args(self, metadata: dict[str, str]) -> dict[str, Any]:
-        """The arguments of every write (PutObject, CreateMultipartUpload, CopyObject)."""
-        args: dict[str, Any] = {"ServerSideEncryption": self.sse, "StorageClass": self.storage_class,
-                                "Metadata": metadata}
-        if self.sse == "aws:kms":
-            args["SSEKMSKeyId"] = self.kms_key_id
-        return args
-
-    def object_key(self, data_point: str, hour: datetime) -> str:
-        start, _ = hour_bounds(hour)
-        return self._key(data_point, f"year={start:%Y}", f"month={start:%m}", f"day={start:%d}", f"hour={start:%H}")
-
-    def files_glob(self, data_point: str) -> str:
-        """Every hour's file of a data point, as a glob URI (DuckDB, dbt sources)."""
-        return self.uri(self._key(data_point, "year=*", "month=*", "day=*", "hour=*"))
-
-    def _key(self, data_point: str, *partition: str) -> str:
-        folder = "/".join(partition)
-        folder = f"{data_point}/{folder}" if self.layout == "per_type" else folder
-        return f"{self.prefix}{folder}/{data_point}.parquet"
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
+from notif_export.lib.destination import Destination
+from notif_export.lib.hours import hour_start
+from notif_export.lib.source import SourceDatabase
 
 
 @dataclass(frozen=True)
@@ -96,7 +55,7 @@ def rewrite_hour(
     not allow deleting, the old object stays and the result carries a warning). If anything
     fails, the upload is aborted and the previous object stays as it was.
     """
-    start, _ = hour_bounds(hour)
+    start = hour_start(hour)
     key = destination.object_key(dp.name, start)
     stream = _StreamStats()
 

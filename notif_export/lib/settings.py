@@ -1,31 +1,33 @@
 """Every setting of notif_export: its environment variable, default and validation, in one place.
 
-`Settings.from_env` reads a mapping (normally `os.environ`) once, applies the defaults and
-reports every bad value together, each naming its variable and what it accepts. The Dagster
-resources validate their fields with the same functions, so a run configured by hand in the
-launchpad is refused the same way, before anything is written.
+`Settings.from_env` reads a mapping (normally `os.environ`) once, applies the defaults, reports
+every bad value together (each naming its variable and what it accepts) and builds the runtime
+values the rest of the program uses: the `Destination`, the `BucketAccess` and the dbt settings.
+The CLI uses them directly; `notif_export.defs.shared.resources.build_resources` turns the same
+values into Dagster resources. Nothing reads the environment anywhere else.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import BaseModel, ValidationError
+
+from notif_export.lib import destination as destination_fields
+from notif_export.lib.bucket_access import SECRET_VARIABLES, BucketAccess, is_loopback
 from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.destination import Destination
+from notif_export.lib.hours import HOUR_KEY_FORMAT, HourError, parse_hour
 
-LAYOUTS = ("shared", "per_type")
 DBT_TARGETS = ("duckdb", "bigquery", "athena")
-SSE_MODES = {"AES256": "AES256", "SSE-S3": "AES256", "aws:kms": "aws:kms", "SSE-KMS": "aws:kms"}
-STORAGE_CLASSES = ("STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR")
-COMPRESSIONS = ("snappy", "lz4", "gzip", "zstd", "brotli", "none")
-HOUR_FORMAT = "%Y-%m-%d-%H:00"  # Dagster's hourly partition key format
+BIGQUERY_METHODS = ("oauth", "service-account", "oauth-secrets")
 
-DEFAULT_BUCKET = "notif-export"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_SYNC_INTERVAL_SECONDS = 300
 DEFAULT_SYNC_OVERLAP_SECONDS = 600
@@ -36,76 +38,131 @@ class SettingsError(ValueError):
     """One or more settings are invalid; the message names each and what it accepts."""
 
 
-def validate_layout(value: str) -> str:
-    if value not in LAYOUTS:
-        raise SettingsError(f"NOTIF_EXPORT_LAYOUT={value!r} is not a layout; use one of: {', '.join(LAYOUTS)}")
-    return value
+@dataclass(frozen=True)
+class DbtSettings:
+    """The dbt project's target and the warehouse settings of its BigQuery and Athena targets;
+    `analytics.dbt_env` hands every one of them to dbt, which has no defaults of its own."""
+
+    target: str = "duckdb"
+    source_schema: str = "notif_export_raw"
+    bigquery_method: str = "oauth"
+    bigquery_keyfile: str = ""
+    bigquery_project: str = ""
+    bigquery_dataset: str = "notif_export"
+    bigquery_location: str = "US"
+    athena_staging_dir: str = ""
+    athena_catalog: str = "awsdatacatalog"
+    athena_schema: str = "notif_export"
+    athena_workgroup: str = "primary"
+    # method oauth-secrets: a short-lived access token (`gcloud auth print-access-token`).
+    bigquery_token: str = field(default="", repr=False)
+
+    SECRETS = ("bigquery_token",)
+
+    @staticmethod
+    def variable(name: str) -> str:
+        """The environment variable of a field: NOTIF_EXPORT_DBT_TARGET, NOTIF_EXPORT_BIGQUERY_PROJECT..."""
+        return "NOTIF_EXPORT_" + (name.upper() if name.startswith(("bigquery_", "athena_")) else f"DBT_{name.upper()}")
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.target not in DBT_TARGETS:
+            found.append(f"NOTIF_EXPORT_DBT_TARGET={self.target!r} is not a dbt target of dbt_project/profiles.yml; "
+                         f"use one of: {', '.join(DBT_TARGETS)}")
+        if self.bigquery_method not in BIGQUERY_METHODS:
+            found.append(f"NOTIF_EXPORT_BIGQUERY_METHOD={self.bigquery_method!r} is not supported; use one of: "
+                         f"{', '.join(BIGQUERY_METHODS)}")
+        if self.target == "bigquery" and not self.bigquery_project:
+            found.append("NOTIF_EXPORT_DBT_TARGET=bigquery needs NOTIF_EXPORT_BIGQUERY_PROJECT: the Google Cloud "
+                         "project that holds the dataset")
+        if self.target == "bigquery" and self.bigquery_method == "service-account" and not self.bigquery_keyfile:
+            found.append("NOTIF_EXPORT_BIGQUERY_METHOD=service-account needs NOTIF_EXPORT_BIGQUERY_KEYFILE: the "
+                         "service account's JSON key file")
+        if self.target == "athena" and not self.athena_staging_dir.startswith("s3://"):
+            found.append(f"NOTIF_EXPORT_DBT_TARGET=athena needs NOTIF_EXPORT_ATHENA_STAGING_DIR, an s3:// folder "
+                         f"for Athena's query results (got {self.athena_staging_dir!r})")
+        return found
 
 
-def validate_compression(value: str) -> str:
-    value = value.lower()
-    if value not in COMPRESSIONS:
-        raise SettingsError(
-            f"NOTIF_EXPORT_COMPRESSION={value!r} is not supported; use one of: {', '.join(COMPRESSIONS)}"
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    source_url: str
+    destination: Destination = field(default_factory=Destination)
+    bucket_access: BucketAccess = field(default_factory=lambda: BucketAccess(region_name=DEFAULT_REGION))
+    data_points: tuple[str, ...] = tuple(DATA_POINTS)
+    start: datetime = field(default_factory=lambda: default_start(datetime.now(timezone.utc)))
+    sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL_SECONDS
+    sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
+    dbt: DbtSettings = field(default_factory=DbtSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
+        home = Path(env.get("NOTIF_EXPORT_HOME") or ".notif_export").resolve()
+        problems: list[str] = []
+
+        def checked(fn: Callable[..., Any], *args: Any) -> Any:
+            try:
+                return fn(*args)
+            except (SettingsError, HourError) as exc:
+                problems.append(str(exc))
+                return None
+
+        endpoint_variable = "AWS_ENDPOINT_URL_S3" if env.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
+        endpoint_url = checked(validate_endpoint, env.get(endpoint_variable), endpoint_variable)
+        access = dict(
+            region_name=checked(validate_region, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+                                or DEFAULT_REGION, endpoint_url),
+            endpoint_url=endpoint_url,
+            sts_endpoint_url=checked(validate_endpoint, env.get("AWS_ENDPOINT_URL_STS"), "AWS_ENDPOINT_URL_STS"),
+            role_arn=checked(validate_role, env.get("NOTIF_EXPORT_ROLE_ARN"), env.get("NOTIF_EXPORT_EXTERNAL_ID")),
+            **{name: env.get(variable) or None for name, variable in SECRET_VARIABLES.items()},
         )
-    return value
-
-
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-def validate_bucket(value: str) -> str:
-    problem = None
-    if not _BUCKET_RE.match(value):
-        problem = "3-63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
-    elif ".." in value or ".-" in value or "-." in value:
-        problem = "no two adjacent dots, and no dot next to a hyphen"
-    else:
-        try:
-            ipaddress.ip_address(value)
-            problem = "not formatted as an IP address"
-        except ValueError:
-            pass
-    if problem:
-        raise SettingsError(f"NOTIF_EXPORT_BUCKET={value!r} is not a valid S3 bucket name: it must be {problem}")
-    return value
-
-
-def validate_prefix(value: str) -> str:
-    value = value.strip()
-    if value.startswith("/") or "//" in value:
-        raise SettingsError(
-            f"NOTIF_EXPORT_PREFIX={value!r}: a key prefix must not start with '/' or contain '//' "
-            "(e.g. 'suprsend/exports/')"
+        dbt = DbtSettings(**{f.name: env[DbtSettings.variable(f.name)] for f in fields(DbtSettings)
+                             if env.get(DbtSettings.variable(f.name))})
+        problems += dbt.problems()
+        values = dict(
+            home=home,
+            source_url=env.get("NOTIF_EXPORT_SOURCE_URL") or f"sqlite:///{home / 'source.db'}",
+            destination=_model(Destination, {name: env[variable] for name, variable in destination_fields.VARIABLES.items()
+                                             if env.get(variable)}, problems),
+            bucket_access=_model(BucketAccess, access, problems),
+            data_points=checked(validate_data_points, env.get("NOTIF_EXPORT_DATA_POINTS") or ",".join(DATA_POINTS)),
+            start=checked(parse_hour, env["NOTIF_EXPORT_START"], "NOTIF_EXPORT_START")
+            if env.get("NOTIF_EXPORT_START") else default_start(now or datetime.now(timezone.utc)),
+            sync_interval_seconds=checked(
+                _positive_int, env, "NOTIF_EXPORT_SYNC_INTERVAL_SECONDS", DEFAULT_SYNC_INTERVAL_SECONDS
+            ),
+            sync_overlap_seconds=checked(
+                _positive_int, env, "NOTIF_EXPORT_SYNC_OVERLAP_SECONDS", DEFAULT_SYNC_OVERLAP_SECONDS
+            ),
+            dbt=dbt,
         )
-    return value if not value or value.endswith("/") else value + "/"
+        if problems:
+            raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))
+        return cls(**values)
+
+    @property
+    def duckdb_path(self) -> Path:
+        """The analytics database that dbt-duckdb builds."""
+        return self.home / "analytics.duckdb"
+
+    @property
+    def start_key(self) -> str:
+        return self.start.strftime(HOUR_KEY_FORMAT)
 
 
-def validate_dbt_target(value: str) -> str:
-    if value not in DBT_TARGETS:
-        raise SettingsError(
-            f"NOTIF_EXPORT_DBT_TARGET={value!r} is not a dbt target of dbt_project/profiles.yml; "
-            f"use one of: {', '.join(DBT_TARGETS)}"
-        )
-    return value
+def _model(model: type[BaseModel], values: dict[str, Any], problems: list[str]) -> Any:
+    """The model built from `values`, or None with its validators' messages added to `problems`.
 
-
-def validate_sse(value: str) -> str:
-    mode = SSE_MODES.get(value) or SSE_MODES.get(value.upper())
-    if not mode:
-        raise SettingsError(
-            f"NOTIF_EXPORT_SSE={value!r} is not an encryption mode; use AES256 (SSE-S3, the default) "
-            "or aws:kms (SSE-KMS, with NOTIF_EXPORT_KMS_KEY_ID)"
-        )
-    return mode
-
-
-def validate_storage_class(value: str) -> str:
-    if value.upper() not in STORAGE_CLASSES:
-        raise SettingsError(
-            f"NOTIF_EXPORT_STORAGE_CLASS={value!r} is not supported; use one of: {', '.join(STORAGE_CLASSES)}"
-        )
-    return value.upper()
+    Only the messages are kept: a ValidationError's text would show the input, secrets included.
+    """
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems += [str(e["ctx"]["error"]) if "error" in e.get("ctx", {}) else f"{e['loc']}: {e['msg']}"
+                     for e in exc.errors(include_input=False)]
+        return None
 
 
 def validate_region(value: str, endpoint_url: str | None = None) -> str:
@@ -155,8 +212,6 @@ def validate_endpoint(value: str | None, setting: str) -> str | None:
     """Plain HTTP only to this machine: credentials and data must not cross a network in clear."""
     if not value:
         return None
-    from notif_export.lib.aws import is_loopback
-
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SettingsError(f"{setting}={value!r} is not a URL; use e.g. https://s3.example.com")
@@ -181,25 +236,6 @@ def validate_data_points(value: str | list[str] | tuple[str, ...]) -> tuple[str,
     return tuple(dict.fromkeys(names))
 
 
-def parse_hour(value: str, setting: str = "NOTIF_EXPORT_START") -> datetime:
-    """An hour as Dagster's key ('2025-01-15-14:00'), an ISO date or an ISO datetime, in UTC."""
-    for parse in (
-        lambda v: datetime.strptime(v, HOUR_FORMAT),
-        lambda v: datetime.fromisoformat(v),
-    ):
-        try:
-            parsed = parse(value)
-            break
-        except ValueError:
-            continue
-    else:
-        raise SettingsError(
-            f"{setting}={value!r} is not an hour; use '2025-01-15-14:00', '2025-01-15' or an ISO datetime"
-        )
-    parsed = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-    return parsed.replace(minute=0, second=0, microsecond=0)
-
-
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "")
     if not raw:
@@ -211,82 +247,6 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name}={raw!r} must be a whole number of seconds, at least 1")
     return value
-
-
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    source_url: str
-    bucket: str = DEFAULT_BUCKET
-    prefix: str = ""
-    layout: str = "shared"
-    compression: str = "snappy"
-    data_points: tuple[str, ...] = tuple(DATA_POINTS)
-    start: datetime = field(default_factory=lambda: default_start(datetime.now(timezone.utc)))
-    sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL_SECONDS
-    sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
-    endpoint_url: str | None = None
-    region: str = DEFAULT_REGION
-    dbt_target: str = "duckdb"
-    sts_endpoint_url: str | None = None
-    role_arn: str | None = None
-    sse: str = "AES256"
-    kms_key_id: str | None = None
-    storage_class: str = "STANDARD"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
-        home = Path(env.get("NOTIF_EXPORT_HOME") or ".notif_export").resolve()
-        problems: list[str] = []
-
-        def checked(fn, *args):
-            try:
-                return fn(*args)
-            except SettingsError as exc:
-                problems.append(str(exc))
-                return None
-
-        values = dict(
-            home=home,
-            source_url=env.get("NOTIF_EXPORT_SOURCE_URL") or f"sqlite:///{home / 'source.db'}",
-            bucket=checked(validate_bucket, env.get("NOTIF_EXPORT_BUCKET") or DEFAULT_BUCKET),
-            prefix=checked(validate_prefix, env.get("NOTIF_EXPORT_PREFIX", "")),
-            layout=checked(validate_layout, env.get("NOTIF_EXPORT_LAYOUT") or "shared"),
-            compression=checked(validate_compression, env.get("NOTIF_EXPORT_COMPRESSION") or "snappy"),
-            data_points=checked(validate_data_points, env.get("NOTIF_EXPORT_DATA_POINTS") or ",".join(DATA_POINTS)),
-            start=checked(parse_hour, env["NOTIF_EXPORT_START"]) if env.get("NOTIF_EXPORT_START")
-            else default_start(now or datetime.now(timezone.utc)),
-            sync_interval_seconds=checked(
-                _positive_int, env, "NOTIF_EXPORT_SYNC_INTERVAL_SECONDS", DEFAULT_SYNC_INTERVAL_SECONDS
-            ),
-            sync_overlap_seconds=checked(
-                _positive_int, env, "NOTIF_EXPORT_SYNC_OVERLAP_SECONDS", DEFAULT_SYNC_OVERLAP_SECONDS
-            ),
-            endpoint_url=checked(validate_endpoint, env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
-                                 "AWS_ENDPOINT_URL_S3" if env.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"),
-            sts_endpoint_url=checked(validate_endpoint, env.get("AWS_ENDPOINT_URL_STS"), "AWS_ENDPOINT_URL_STS"),
-            region=checked(validate_region, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
-                           env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")),
-            role_arn=checked(validate_role, env.get("NOTIF_EXPORT_ROLE_ARN"), env.get("NOTIF_EXPORT_EXTERNAL_ID")),
-            sse=checked(validate_sse, env.get("NOTIF_EXPORT_SSE") or "AES256"),
-            kms_key_id=env.get("NOTIF_EXPORT_KMS_KEY_ID") or None,
-            storage_class=checked(validate_storage_class, env.get("NOTIF_EXPORT_STORAGE_CLASS") or "STANDARD"),
-            dbt_target=checked(validate_dbt_target, env.get("NOTIF_EXPORT_DBT_TARGET") or "duckdb"),
-        )
-        if values["sse"] == "aws:kms" and not values["kms_key_id"]:
-            problems.append("NOTIF_EXPORT_SSE=aws:kms needs NOTIF_EXPORT_KMS_KEY_ID: the KMS key's id, ARN or alias")
-        if problems:
-            raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))
-        return cls(**values)
-
-    @property
-    def duckdb_path(self) -> Path:
-        """The analytics database that dbt-duckdb builds."""
-        return self.home / "analytics.duckdb"
-
-    @property
-    def start_key(self) -> str:
-        return self.start.strftime(HOUR_FORMAT)
 
 
 def default_start(now: datetime) -> datetime:

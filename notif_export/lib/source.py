@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from notif_export.lib.contract import DATA_POINTS, MESSAGES, DataPoint
+from notif_export.lib.hours import hour_bounds
 
 BATCH_ROWS = 65_536
 
@@ -47,15 +48,7 @@ requests_table = _table(DATA_POINTS["requests"], sa.PrimaryKeyConstraint("idempo
 workflow_executions_table = _table(
     DATA_POINTS["workflow_executions"], sa.PrimaryKeyConstraint("execution_id", "node_id")
 )
-messages_table = _table(
-    MESSAGES,
-    # Simulator bookkeeping (not exported): the row's next status change and the ones after it,
-    # so that `simulate --live` moves statuses on hours or days after the row was created.
-    sa.Column("sim_next_event_at", sa.DateTime(timezone=True)),
-    sa.Column("sim_pending_events", sa.JSON().with_variant(JSONB(), "postgresql")),
-    sa.Index("ix_messages_sim_next_event_at", "sim_next_event_at"),
-    sa.Index("ix_messages_message_id", "message_id"),
-)
+messages_table = _table(MESSAGES)
 # The contract's message_key, enforced by the source.
 sa.Index(
     "uq_messages_message_key",
@@ -76,11 +69,6 @@ TABLES: dict[str, sa.Table] = {
 
 class SourceError(RuntimeError):
     """The source database is unreachable or not what we expect; the message says what to fix."""
-
-
-def hour_bounds(hour: datetime) -> tuple[datetime, datetime]:
-    start = hour.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    return start, start + timedelta(hours=1)
 
 
 def _utc(value: datetime) -> datetime:

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from notif_export.lib.contract import DataPoint
+from notif_export.lib.hours import hour_key
 from notif_export.lib.source import SourceDatabase
 
-HOUR_KEY = "%Y-%m-%d-%H:00"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -46,10 +46,6 @@ def _iso(value: datetime | None) -> str | None:
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def hour_key(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime(HOUR_KEY)
 
 
 @dataclass
@@ -96,8 +92,8 @@ def fingerprints(rows: Iterable[tuple[datetime, datetime]], low: datetime | None
 
 
 @dataclass
-class Plan:
-    """What one tick does for one data point."""
+class DirtyHours:
+    """What one tick does for one data point: the hours to rewrite, and why."""
 
     hours: list[str]                    # hours to rewrite, sorted
     reasons: dict[str, str]             # hour -> why
@@ -119,7 +115,7 @@ def is_new(state: DataPointState | None) -> bool:
     return state is None or state.enabled_since is None
 
 
-def plan_data_point(
+def dirty_hours(
     state: DataPointState | None,
     scan: Scan,
     run_outcomes: dict[str, str],
@@ -127,7 +123,7 @@ def plan_data_point(
     enabled: bool,
     first_hour: str,
     now: datetime,
-) -> Plan:
+) -> DirtyHours:
     """One tick for one data point.
 
     `state` is None the first time the data point is seen; `scan` comes from `scan_updates`. `run_outcomes` maps the state's pending run keys to "success", "failure" or
@@ -137,12 +133,12 @@ def plan_data_point(
         state = state or DataPointState()
         if state.disabled_since is None:
             state.disabled_since, state.pending = _iso(now), {}
-        return Plan([], {}, state)
+        return DirtyHours([], {}, state)
     if is_new(state):
         newest = max((u for _, u in scan.rows), default=None)
         fresh = DataPointState(position=_iso(newest), enabled_since=_iso(now))
         fresh.window = fingerprints(scan.rows, newest - overlap if newest else None, newest)
-        return Plan([], {}, fresh)
+        return DirtyHours([], {}, fresh)
 
     reasons: dict[str, str] = {}
     if state.disabled_since is not None:
@@ -169,4 +165,4 @@ def plan_data_point(
     state.position = _iso(newest_seen)
     state.window = fingerprints(rows, newest_seen - overlap if newest_seen else None, newest_seen)
     reasons = {h: r for h, r in reasons.items() if h >= first_hour}
-    return Plan(sorted(reasons), reasons, state)
+    return DirtyHours(sorted(reasons), reasons, state)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from notif_export.lib.contract import DATA_POINTS, DataPoint
-from notif_export.lib.export import Destination
+from notif_export.lib.destination import Destination
 
 TARGETS = ("bigquery", "athena")
 PARTITION_KEYS = ("year", "month", "day", "hour")

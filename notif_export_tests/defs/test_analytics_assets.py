@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.defs.exports.partitions import partition_key
+from notif_export.lib.hours import hour_key
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.simulator import Simulator
+from notif_export.dev.simulator import Simulator
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import NOW, export_env, list_keys, materialize, sorted_rows
 
@@ -161,7 +161,7 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     for data_point, hours in changed.items():
         sync = defs.resolve_job_def("sync_dirty_hours").execute_in_process(
             run_config={"ops": {"rewrite_dirty_hours": {"config": {
-                "data_point": data_point, "hours": [partition_key(h) for h in hours]}}}},
+                "data_point": data_point, "hours": [hour_key(h) for h in hours]}}}},
             resources=defs.resources)
         assert sync.success
 
@@ -196,7 +196,8 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
 def test_warehouse_targets_compile(target, dialect, tmp_path):
     env = {"NOTIF_EXPORT_HOME": str(tmp_path), "NOTIF_EXPORT_DBT_TARGET": target, "NOTIF_EXPORT_LAYOUT": "per_type",
            # compiling opens no connection, but the BigQuery client wants some credentials
-           "NOTIF_EXPORT_BIGQUERY_METHOD": "oauth-secrets", "DBT_ENV_SECRET_BIGQUERY_TOKEN": "offline"}
+           "NOTIF_EXPORT_BIGQUERY_METHOD": "oauth-secrets", "NOTIF_EXPORT_BIGQUERY_TOKEN": "offline",
+           "NOTIF_EXPORT_BIGQUERY_PROJECT": "my-project", "NOTIF_EXPORT_ATHENA_STAGING_DIR": "s3://athena-results/"}
     done = notif_export_dbt(env, "compile", "--vars", "{offline: true}", "--no-populate-cache",
                             "--target-path", str(tmp_path / "target"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -14,7 +14,7 @@ from notif_export_tests.defs.test_sync_sensor import Sync, env, instance, touch 
 def analytics_tick(instance, env, cursor):
     defs = build_definitions(env)
     with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
-        result = defs.get_sensor_def("analytics_after_sync")(context)
+        result = defs.resolve_sensor_def("analytics_after_sync")(context)
     return result, defs
 
 
@@ -40,7 +40,7 @@ def test_one_build_after_all_runs_of_a_sync_tick(source, env, instance):
     result, defs = analytics_tick(instance, env, cursor=None)
     assert [r.run_key for r in result.run_requests] == [f"analytics-after-{tick}"]
     assert result.cursor == tick
-    assert defs.get_sensor_def("analytics_after_sync").job_name == "build_analytics"
+    assert defs.resolve_sensor_def("analytics_after_sync").job_name == "build_analytics"
 
     again, _ = analytics_tick(instance, env, cursor=result.cursor)
     assert not again.run_requests and again.cursor is None  # nothing new: cursor unchanged

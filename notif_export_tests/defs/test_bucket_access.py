@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from notif_export.definitions import build_definitions
 from notif_export.lib.analytics import DBT_PROJECT_DIR
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.simulator import Simulator
+from notif_export.dev.simulator import Simulator
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import NOW, MotoServer, export_env, list_keys, read_object
 

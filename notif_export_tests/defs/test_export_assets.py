@@ -8,12 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.defs.exports.partitions import partition_key
-from notif_export.defs.exports.resources import DestinationResource
+from notif_export.lib.hours import hour_key
+from notif_export.defs.shared.resources import DestinationResource
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.duckdb_s3 import httpfs_extension_file, s3_secret_sql
-from notif_export.lib.export import Destination
-from notif_export.lib.simulator import Simulator
+from notif_export.lib.duckdb_s3 import httpfs_extension_file
+from notif_export.lib.destination import Destination
+from notif_export.dev.simulator import Simulator
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import (NOW, export_env, file_rows, list_keys, materialize, read_object, sorted_rows,
                                         source_rows)
@@ -28,18 +28,18 @@ def traffic(source):
     return source
 
 
-def duckdb_rows(endpoint: str, creds: dict, glob: str) -> list[dict]:
+def duckdb_rows(s3_server, glob: str) -> list[dict]:
     con = duckdb.connect()
     con.execute(f"LOAD '{httpfs_extension_file()}'")
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(s3_secret_sql(endpoint, "us-east-1", creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"]))
+    con.execute(s3_server.duckdb_secret_sql())
     cur = con.execute(f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
 @pytest.mark.parametrize("layout, compression", [("shared", "snappy"), ("per_type", "gzip")])
-def test_hours_in_the_bucket_equal_the_source(traffic, source_url, bucket, aws_env, s3, layout, compression):
+def test_hours_in_the_bucket_equal_the_source(traffic, source_url, bucket, aws_env, s3, s3_server, layout, compression):
     env = export_env(source_url, bucket, aws_env, NOTIF_EXPORT_LAYOUT=layout, NOTIF_EXPORT_COMPRESSION=compression,
                      NOTIF_EXPORT_PREFIX="suprsend/")
     result = materialize(env, HOURS)
@@ -56,8 +56,7 @@ def test_hours_in_the_bucket_equal_the_source(traffic, source_url, bucket, aws_e
 
     # DuckDB over the whole data point, with the hive partition columns.
     folder = "suprsend/messages/" if layout == "per_type" else "suprsend/"
-    rows = duckdb_rows(aws_env["AWS_ENDPOINT_URL"], aws_env,
-                       f"s3://{bucket}/{folder}year=*/month=*/day=*/hour=*/messages.parquet")
+    rows = duckdb_rows(s3_server, f"s3://{bucket}/{folder}year=*/month=*/day=*/hour=*/messages.parquet")
     expected = [r for hour in HOURS for r in source_rows(traffic, "messages", hour)]
     for row in rows:
         created = row["created_at"]
@@ -76,7 +75,7 @@ def test_single_hour_metadata(traffic, source_url, bucket, aws_env):
     meta = event.materialization.metadata
     expected = source_rows(traffic, "messages", HOURS[1])
     assert meta["rows"].value == len(expected)
-    assert meta["s3_uri"].value == f"s3://{bucket}/" + Destination(bucket).object_key("messages", HOURS[1])
+    assert meta["s3_uri"].value == f"s3://{bucket}/" + Destination(bucket=bucket).object_key("messages", HOURS[1])
     assert meta["max_updated_at"].value == max(r["updated_at"] for r in expected).isoformat()
     assert meta["bytes"].value > 0
 
@@ -84,7 +83,7 @@ def test_single_hour_metadata(traffic, source_url, bucket, aws_env):
 def test_changed_old_hour_is_replaced_and_no_other_file_touched(traffic, source_url, bucket, aws_env, s3):
     env = export_env(source_url, bucket, aws_env)
     materialize(env, HOURS, selection=["messages"])
-    dest = Destination(bucket)
+    dest = Destination(bucket=bucket)
     untouched = {h: s3.head_object(Bucket=bucket, Key=dest.object_key("messages", h)) for h in HOURS[1:]}
 
     old, table = HOURS[0], TABLES["messages"]
@@ -114,7 +113,7 @@ def test_bad_destination_config_stops_the_run_before_any_write(traffic, source_u
         resources={**defs.resources,
                    "destination": DestinationResource.configure_at_launch(connection=defs.resources["destination"].connection)},
         run_config={"resources": {"destination": {"config": {"bucket": bucket, "layout": "flat"}}}},
-        partition_key=partition_key(HOURS[0]),
+        partition_key=hour_key(HOURS[0]),
         raise_on_error=False,
     )
     assert not result.success

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from notif_export.defs.exports.partitions import partition_key
-from notif_export.lib.export import Destination
-from notif_export.lib.simulator import Simulator, TrafficMix
+from notif_export.lib.hours import hour_key
+from notif_export.lib.destination import Destination
+from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import SourceDatabase
 from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
 from notif_export_tests.defs.test_sync_sensor import touch
@@ -65,7 +65,7 @@ def test_daemon_syncs_changes_made_while_it_was_stopped(tmp_path, s3, bucket, aw
     home.mkdir()
     env = {**os.environ, **aws_env, "DAGSTER_HOME": str(home), "NOTIF_EXPORT_HOME": str(tmp_path),
            "NOTIF_EXPORT_SOURCE_URL": db.url.render_as_string(), "NOTIF_EXPORT_BUCKET": bucket,
-           "NOTIF_EXPORT_START": partition_key(NOW - timedelta(days=1)), "NOTIF_EXPORT_SYNC_INTERVAL_SECONDS": "2"}
+           "NOTIF_EXPORT_START": hour_key(NOW - timedelta(days=1)), "NOTIF_EXPORT_SYNC_INTERVAL_SECONDS": "2"}
     log = tmp_path / "daemon.log"
 
     daemon = start_daemon(env, log)
@@ -80,7 +80,7 @@ def test_daemon_syncs_changes_made_while_it_was_stopped(tmp_path, s3, bucket, aw
 
     daemon = start_daemon(env, log)
     try:
-        dest = Destination(bucket)
+        dest = Destination(bucket=bucket)
         expected = sorted(dest.object_key("messages", h) for h in changed)
         wait_for(lambda: list_keys(s3, bucket) == expected, 180, "changed hours in the bucket", log, daemon)
     finally:

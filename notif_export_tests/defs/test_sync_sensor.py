@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.defs.exports.partitions import partition_key
-from notif_export.lib.export import Destination
-from notif_export.lib.simulator import Simulator, TrafficMix
+from notif_export.lib.hours import hour_key
+from notif_export.lib.destination import Destination
+from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
 
@@ -32,7 +32,7 @@ class Sync:
         defs = build_definitions({**self.env, **settings})
         with dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources=defs.resources,
                                      definitions=defs) as context:
-            result = defs.get_sensor_def("sync")(context)
+            result = defs.resolve_sensor_def("sync")(context)
         self.cursor = result.cursor
         if run:
             job = defs.resolve_job_def("sync_dirty_hours")
@@ -68,7 +68,7 @@ def touch(db, data_point: str, hours: list, when) -> None:
 def env(source, source_url, bucket, aws_env):
     Simulator(source, seed=5, mix=TrafficMix(requests_per_hour=60)).history(60, NOW)
     return {**aws_env, "NOTIF_EXPORT_SOURCE_URL": source_url, "NOTIF_EXPORT_BUCKET": bucket,
-            "NOTIF_EXPORT_START": partition_key(NOW - timedelta(days=5))}
+            "NOTIF_EXPORT_START": hour_key(NOW - timedelta(days=5))}
 
 
 def test_scattered_changes_rewrite_exactly_those_hours_in_one_run_per_data_point(source, env, instance, s3, bucket):
@@ -83,16 +83,16 @@ def test_scattered_changes_rewrite_exactly_those_hours_in_one_run_per_data_point
     requests = sync.tick()
 
     assert len(requests) == 2
-    assert hours_of(requests) == {"messages": [partition_key(h) for h in scattered],
-                                  "requests": [partition_key(h) for h in scattered[:3]]}
-    dest = Destination(bucket)
+    assert hours_of(requests) == {"messages": [hour_key(h) for h in scattered],
+                                  "requests": [hour_key(h) for h in scattered[:3]]}
+    dest = Destination(bucket=bucket)
     assert list_keys(s3, bucket) == sorted(
         [dest.object_key("messages", h) for h in scattered] + [dest.object_key("requests", h) for h in scattered[:3]])
     for hour in scattered[:5]:
         assert file_rows(read_object(s3, bucket, dest.object_key("messages", hour)), "messages") == \
             source_rows(source, "messages", hour)
     # The partition view shows exactly these hours, each with its own metadata.
-    assert instance.get_materialized_partitions(dg.AssetKey("messages")) == {partition_key(h) for h in scattered}
+    assert instance.get_materialized_partitions(dg.AssetKey("messages")) == {hour_key(h) for h in scattered}
     event = instance.get_latest_materialization_event(dg.AssetKey("messages"))
     assert event.asset_materialization.metadata["rows"].value > 0
     assert sync.tick() == []                                     # nothing changed since
@@ -107,9 +107,9 @@ def test_pause_and_resume_exports_everything_changed_meanwhile(source, env, inst
     Simulator(source, seed=9).write(later)                                         # new traffic while paused
     requests = sync.tick()                                                          # resumed
     hours = hours_of(requests)
-    assert hours["workflow_executions"] == [partition_key(old), partition_key(NOW)]
+    assert hours["workflow_executions"] == [hour_key(old), hour_key(NOW)]
     assert set(hours) == {"requests", "workflow_executions", "messages"}
-    dest = Destination(bucket)
+    dest = Destination(bucket=bucket)
     assert file_rows(read_object(s3, bucket, dest.object_key("workflow_executions", old)), "workflow_executions") == \
         source_rows(source, "workflow_executions", old)
 
@@ -124,16 +124,16 @@ def test_data_points_removed_added_and_re_enabled(source, env, instance, s3, buc
     # Added: starts fresh, going forward only (h1's earlier change is not backfilled).
     assert hours_of(sync.tick()) == {}
     touch(source, "requests", [h2], NOW + timedelta(minutes=2))
-    assert hours_of(sync.tick()) == {"requests": [partition_key(h2)]}
+    assert hours_of(sync.tick()) == {"requests": [hour_key(h2)]}
 
     # Removed: stops syncing, its files stay.
     touch(source, "messages", [h1], NOW + timedelta(minutes=3))
     assert hours_of(sync.tick(NOTIF_EXPORT_DATA_POINTS="requests,workflow_executions")) == {}
-    assert Destination(bucket).object_key("requests", h2) in list_keys(s3, bucket)
+    assert Destination(bucket=bucket).object_key("requests", h2) in list_keys(s3, bucket)
     touch(source, "messages", [h2], NOW + timedelta(minutes=4))
 
     # Re-enabled: everything changed since it was disabled.
-    assert hours_of(sync.tick()) == {"messages": [partition_key(h1), partition_key(h2)]}
+    assert hours_of(sync.tick()) == {"messages": [hour_key(h1), hour_key(h2)]}
 
 
 def test_failed_run_hours_are_requested_again(source, env, instance, s3, bucket):
@@ -142,11 +142,11 @@ def test_failed_run_hours_are_requested_again(source, env, instance, s3, bucket)
     hour = (NOW - timedelta(hours=3)).replace(minute=0)
     touch(source, "messages", [hour], NOW + timedelta(minutes=1))
     failing = sync.tick(AWS_ENDPOINT_URL="http://127.0.0.1:1")                  # S3 unreachable: the run fails
-    assert hours_of(failing) == {"messages": [partition_key(hour)]}
+    assert hours_of(failing) == {"messages": [hour_key(hour)]}
     assert list_keys(s3, bucket) == []
     retried = sync.tick()
-    assert hours_of(retried) == {"messages": [partition_key(hour)]}
-    assert file_rows(read_object(s3, bucket, Destination(bucket).object_key("messages", hour)), "messages") == \
+    assert hours_of(retried) == {"messages": [hour_key(hour)]}
+    assert file_rows(read_object(s3, bucket, Destination(bucket=bucket).object_key("messages", hour)), "messages") == \
         source_rows(source, "messages", hour)
     assert sync.tick() == []
 
@@ -158,7 +158,7 @@ def test_late_commit_from_a_concurrent_writer_on_postgresql(pg_url, bucket, aws_
     db.init_schema()
     Simulator(db, seed=2).history(6, NOW)
     sync = Sync(instance, {**aws_env, "NOTIF_EXPORT_SOURCE_URL": pg_url, "NOTIF_EXPORT_BUCKET": bucket,
-                           "NOTIF_EXPORT_START": partition_key(NOW - timedelta(days=1))})
+                           "NOTIF_EXPORT_START": hour_key(NOW - timedelta(days=1))})
     sync.tick()
     late_hour, other_hour = [(NOW - timedelta(hours=h)).replace(minute=0) for h in (5, 2)]
 
@@ -170,11 +170,11 @@ def test_late_commit_from_a_concurrent_writer_on_postgresql(pg_url, bucket, aws_
                  (NOW + timedelta(minutes=1), row[0]))
     # ...while another writer commits a later change, and the sync ticks past both stamps.
     touch(db, "messages", [other_hour], NOW + timedelta(minutes=2))
-    assert hours_of(sync.tick()) == {"messages": [partition_key(other_hour)]}
+    assert hours_of(sync.tick()) == {"messages": [hour_key(other_hour)]}
     slow.commit()
     slow.close()
 
-    assert hours_of(sync.tick()) == {"messages": [partition_key(late_hour)]}
-    rows = file_rows(read_object(s3, bucket, Destination(bucket).object_key("messages", late_hour)), "messages")
+    assert hours_of(sync.tick()) == {"messages": [hour_key(late_hour)]}
+    rows = file_rows(read_object(s3, bucket, Destination(bucket=bucket).object_key("messages", late_hour)), "messages")
     assert [r["message_status"] for r in rows if r["message_id"] == row[0]] == ["clicked"]
     db.dispose()

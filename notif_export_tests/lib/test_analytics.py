@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from notif_export.lib.analytics import dbt_env, ready_sync_ticks
-from notif_export.lib.export import Destination
 from notif_export.lib.settings import Settings
 
 
@@ -26,14 +25,14 @@ def test_ticks_whose_runs_all_failed_need_no_build():
 def test_dbt_reads_the_files_where_the_export_writes_them(tmp_path):
     local = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path), "AWS_ENDPOINT_URL": "http://127.0.0.1:8333",
                                "NOTIF_EXPORT_LAYOUT": "per_type", "NOTIF_EXPORT_PREFIX": "suprsend"})
-    env = dbt_env(local, Destination.from_settings(local))
+    env = dbt_env(local)
     assert env["NOTIF_EXPORT_DBT_FILES"] == "s3://notif-export/suprsend/{name}/year=*/month=*/day=*/hour=*/{name}.parquet"
     assert (env["NOTIF_EXPORT_DBT_S3_ENDPOINT"], env["NOTIF_EXPORT_DBT_S3_URL_STYLE"],
             env["NOTIF_EXPORT_DBT_S3_USE_SSL"]) == ("127.0.0.1:8333", "path", "false")
     assert Path(env["NOTIF_EXPORT_DUCKDB_PATH"]) == tmp_path / "analytics.duckdb"
 
     aws = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path), "AWS_REGION": "eu-west-1"})
-    env = dbt_env(aws, Destination.from_settings(aws))
+    env = dbt_env(aws)
     assert env["NOTIF_EXPORT_DBT_FILES"] == "s3://notif-export/year=*/month=*/day=*/hour=*/{name}.parquet"
     assert (env["NOTIF_EXPORT_DBT_S3_ENDPOINT"], env["NOTIF_EXPORT_DBT_S3_URL_STYLE"],
             env["NOTIF_EXPORT_DBT_S3_USE_SSL"]) == ("s3.eu-west-1.amazonaws.com", "vhost", "true")

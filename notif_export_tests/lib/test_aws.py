@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from notif_export.lib.aws import BucketAccess
+from notif_export.lib.bucket_access import BucketAccess
 from notif_export.lib.contract import MESSAGES
-from notif_export.lib.export import Destination, rewrite_hour
-from notif_export.lib.simulator import Simulator
+from notif_export.lib.destination import Destination
+from notif_export.lib.export import rewrite_hour
+from notif_export.dev.simulator import Simulator
 from notif_export_tests.conftest import NOW, MotoServer, moto_with_user
 
 TRUST = {"Version": "2012-10-17", "Statement": [{
@@ -25,8 +26,8 @@ def make_role(moto, name: str) -> str:
 def test_the_role_is_assumed_with_the_external_id_and_refreshed_before_expiry(moto):
     role = make_role(moto, "exporter-refresh")
     moto.client("s3").create_bucket(Bucket="role-bucket")
-    access = BucketAccess(region="us-east-1", endpoint_url=moto.url, sts_endpoint_url=moto.url,
-                          **{k.replace("aws_", ""): v for k, v in MotoServer.ADMIN.items()},
+    access = BucketAccess(region_name="us-east-1", endpoint_url=moto.url, sts_endpoint_url=moto.url,
+                          **MotoServer.ADMIN,
                           role_arn=role, external_id="suprsend-ext-42",
                           # 15 minutes: inside botocore's refresh window from the start, so every
                           # use refreshes, as a long run does when its hour comes up
@@ -56,7 +57,7 @@ def test_sse_kms_objects_carry_the_key(moto, tmp_path):
     key_id = moto.client("kms").create_key(Description="notif-export")["KeyMetadata"]["KeyId"]
     moto.client("s3").create_bucket(Bucket="kms-bucket")
     s3 = moto.client("s3")
-    dest = Destination("kms-bucket", sse="aws:kms", kms_key_id=key_id, storage_class="STANDARD_IA")
+    dest = Destination(bucket="kms-bucket", sse="aws:kms", kms_key_id=key_id, storage_class="STANDARD_IA")
     result = rewrite_hour(db, s3, dest, MESSAGES, NOW, run_id="run-1")
     head = s3.head_object(Bucket="kms-bucket", Key=dest.object_key("messages", NOW))
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"].endswith(key_id)
@@ -78,7 +79,7 @@ def test_an_emptied_hour_whose_delete_is_denied_is_left_with_a_warning(exporter_
     s3 = moto.client("s3", **credentials)
     db = SourceDatabase(f"sqlite:///{tmp_path / 'source.db'}")
     db.init_schema()
-    dest = Destination("policy-bucket")
+    dest = Destination(bucket="policy-bucket")
     empty_hour = NOW - timedelta(hours=30)
     key = dest.object_key("messages", empty_hour)
     s3.put_object(Bucket="policy-bucket", Key=key, Body=b"an hour whose rows are gone")

@@ -3,9 +3,9 @@
 
 import pytest
 
-from notif_export.lib.aws import BucketAccess
+from notif_export.lib.bucket_access import BucketAccess
 from notif_export.lib.bucket_check import FAIL, PASS, SKIP, WARN, check_bucket, failed
-from notif_export.lib.export import Destination
+from notif_export.lib.destination import Destination
 from notif_export_tests.conftest import MotoServer, list_keys, moto_with_user
 
 
@@ -15,13 +15,13 @@ def results(items) -> dict[str, tuple[str, str, str]]:
 
 def local_access(s3_server, **overrides) -> BucketAccess:
     creds = s3_server.credentials()
-    values = {"region": "us-east-1", "endpoint_url": s3_server.endpoint_url,
-              "access_key_id": creds["access_key"], "secret_access_key": creds["secret_key"], **overrides}
+    values = {"region_name": "us-east-1", "endpoint_url": s3_server.endpoint_url,
+              "aws_access_key_id": creds["access_key"], "aws_secret_access_key": creds["secret_key"], **overrides}
     return BucketAccess(**values)
 
 
 def test_a_good_setup_passes_and_leaves_nothing_behind(s3_server, s3, bucket):
-    items = check_bucket(local_access(s3_server), Destination(bucket, prefix="suprsend/"))
+    items = check_bucket(local_access(s3_server), Destination(bucket=bucket, prefix="suprsend/"))
     status = {name: r[0] for name, r in results(items).items()}
     assert status == {
         "credentials found": PASS, "bucket exists": PASS, "region matches": PASS, "s3:PutObject": PASS,
@@ -36,33 +36,31 @@ def test_a_good_setup_passes_and_leaves_nothing_behind(s3_server, s3, bucket):
 
 
 @pytest.mark.parametrize("override, says", [
-    ({"access_key_id": "AKIAWRONGWRONGWRONG0"}, "AWS_ACCESS_KEY_ID is not a key"),
-    ({"secret_access_key": "not-the-secret"}, "AWS_SECRET_ACCESS_KEY does not belong to AWS_ACCESS_KEY_ID"),
+    ({"aws_access_key_id": "AKIAWRONGWRONGWRONG0"}, "AWS_ACCESS_KEY_ID is not a key"),
+    ({"aws_secret_access_key": "not-the-secret"}, "AWS_SECRET_ACCESS_KEY does not belong to AWS_ACCESS_KEY_ID"),
 ])
 def test_wrong_credentials_are_named(s3_server, bucket, override, says):
-    items = check_bucket(local_access(s3_server, **override), Destination(bucket))
+    items = check_bucket(local_access(s3_server, **override), Destination(bucket=bucket))
     assert items[-1].name == "credentials valid" and items[-1].status == FAIL  # and the list stops there
     assert says in items[-1].fix
     assert "not-the-secret" not in "".join(i.render() for i in items)
 
 
 def test_a_missing_bucket_is_named_with_the_case_rule(s3_server, bucket):
-    items = check_bucket(local_access(s3_server), Destination(bucket + "-missing"))
+    items = check_bucket(local_access(s3_server), Destination(bucket=bucket + "-missing"))
     status, detail, fix = results(items)["bucket exists"]
     assert status == FAIL and f"no bucket named '{bucket}-missing'" in detail and "case-sensitive" in fix
     assert failed(items)
 
 
 def moto_access(moto, region: str = "us-east-1") -> BucketAccess:
-    return BucketAccess(region=region, endpoint_url=moto.url, sts_endpoint_url=moto.url,
-                        access_key_id=MotoServer.ADMIN["aws_access_key_id"],
-                        secret_access_key=MotoServer.ADMIN["aws_secret_access_key"])
+    return BucketAccess(region_name=region, endpoint_url=moto.url, sts_endpoint_url=moto.url, **MotoServer.ADMIN)
 
 
 def test_region_public_access_and_default_encryption_on_aws_apis(moto):
     s3 = moto.client("s3", region="eu-west-1")
     s3.create_bucket(Bucket="eu-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    found = results(check_bucket(moto_access(moto), Destination("eu-bucket")))
+    found = results(check_bucket(moto_access(moto), Destination(bucket="eu-bucket")))
     assert found["credentials valid"][0] == PASS and "arn:aws" in found["credentials valid"][1]
     assert found["region matches"] == (FAIL, "the bucket is in eu-west-1, AWS_REGION is us-east-1",
                                        "set AWS_REGION=eu-west-1")
@@ -73,7 +71,7 @@ def test_region_public_access_and_default_encryption_on_aws_apis(moto):
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_encryption(Bucket="eu-bucket", ServerSideEncryptionConfiguration={
         "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
-    items = check_bucket(moto_access(moto, region="eu-west-1"), Destination("eu-bucket"))
+    items = check_bucket(moto_access(moto, region="eu-west-1"), Destination(bucket="eu-bucket"))
     assert not failed(items)
     found = results(items)
     assert found["public access blocked"][0] == PASS and found["default encryption"] == (PASS, "aws:kms", "")
@@ -89,16 +87,15 @@ def restricted():
 
 def test_a_denied_permission_and_an_unassumable_role_say_what_to_allow(restricted):
     moto, credentials = restricted
-    access = BucketAccess(region="us-east-1", endpoint_url=moto.url, sts_endpoint_url=moto.url,
-                          **{name.removeprefix("aws_"): value for name, value in credentials.items()})
-    found = results(check_bucket(access, Destination("locked-bucket", prefix="exports/")))
+    access = BucketAccess(region_name="us-east-1", endpoint_url=moto.url, sts_endpoint_url=moto.url, **credentials)
+    found = results(check_bucket(access, Destination(bucket="locked-bucket", prefix="exports/")))
     assert found["s3:PutObject"][0] == FAIL
     assert found["s3:PutObject"][2] == "allow s3:PutObject on arn:aws:s3:::locked-bucket/exports/*"
     assert "s3:GetObject" not in found  # nothing to read back
 
     role = "arn:aws:iam::123456789012:role/exporter"
-    with_role = BucketAccess(**{**access.__dict__, "role_arn": role, "external_id": "suprsend-ext-42"})
-    items = check_bucket(with_role, Destination("locked-bucket"))
+    with_role = access.model_copy(update={"role_arn": role, "external_id": "suprsend-ext-42"})
+    items = check_bucket(with_role, Destination(bucket="locked-bucket"))
     assert items[-1].name == "role assumed with the External ID" and items[-1].status == FAIL
     assert "sts:ExternalId" in items[-1].fix
     assert "suprsend-ext-42" not in "".join(i.render() for i in items)

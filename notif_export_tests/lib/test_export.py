@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.lib.contract import DATA_POINTS, MESSAGES
-from notif_export.lib.export import Destination, rewrite_hour
-from notif_export.lib.simulator import Simulator
+from notif_export.lib.destination import Destination
+from notif_export.lib.export import rewrite_hour
+from notif_export.dev.simulator import Simulator
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
 
@@ -89,14 +90,14 @@ def test_a_multipart_hour_carries_exact_metadata(source, s3, bucket, monkeypatch
     from a count of the hour; if rows changed in between (injected: the count is made stale),
     the metadata is corrected once the file is complete."""
     from notif_export.lib import s3_upload
-    from notif_export.lib.simulator import TrafficMix
+    from notif_export.dev.simulator import TrafficMix
 
     monkeypatch.setattr(s3_upload, "PART_SIZE", 5 * 1024 * 1024)  # S3's smallest part: less data to simulate
     Simulator(source, seed=17, mix=TrafficMix(requests_per_hour=12000)).history(1, NOW.replace(minute=0))
     hour = (NOW - timedelta(hours=1)).replace(minute=0)
     real = source.hour_stats
     monkeypatch.setattr(source, "hour_stats", lambda dp, h: (real(dp, h)[0] - 5, real(dp, h)[1]))
-    dest = Destination(bucket, storage_class="STANDARD_IA")
+    dest = Destination(bucket=bucket, storage_class="STANDARD_IA")
     result = rewrite_hour(source, s3, dest, MESSAGES, hour, run_id="run-42")
     head = s3.head_object(Bucket=bucket, Key=dest.object_key("messages", hour))
     assert result.bytes > s3_upload.PART_SIZE and head["ETag"].strip('"').count("-") == 1  # a multipart upload

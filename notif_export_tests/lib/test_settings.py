@@ -10,11 +10,11 @@ from notif_export.lib.settings import Settings, SettingsError
 def test_defaults(tmp_path):
     config = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path)}, now=datetime(2026, 11, 24, 9, tzinfo=timezone.utc))
     assert config.source_url == f"sqlite:///{tmp_path / 'source.db'}"
-    assert (config.bucket, config.prefix, config.layout, config.compression) == ("notif-export", "", "shared", "snappy")
+    assert (config.destination.bucket, config.destination.prefix, config.destination.layout, config.destination.compression) == ("notif-export", "", "shared", "snappy")
     assert config.data_points == ("requests", "workflow_executions", "messages")
     assert config.start_key == "2026-11-17-00:00"
     assert config.sync_interval_seconds == 300
-    assert config.endpoint_url is None
+    assert config.bucket_access.endpoint_url is None
 
 
 def test_values_are_normalized():
@@ -23,11 +23,11 @@ def test_values_are_normalized():
         "NOTIF_EXPORT_START": "2025-01-15-14:00", "NOTIF_EXPORT_DATA_POINTS": "messages, requests",
         "AWS_ENDPOINT_URL": "http://127.0.0.1:8333", "AWS_REGION": "eu-west-1",
     })
-    assert config.prefix == "exports/suprsend/"
-    assert config.compression == "zstd"
+    assert config.destination.prefix == "exports/suprsend/"
+    assert config.destination.compression == "zstd"
     assert config.start == datetime(2025, 1, 15, 14, tzinfo=timezone.utc)
     assert config.data_points == ("messages", "requests")
-    assert (config.endpoint_url, config.region) == ("http://127.0.0.1:8333", "eu-west-1")
+    assert (config.bucket_access.endpoint_url, config.bucket_access.region_name) == ("http://127.0.0.1:8333", "eu-west-1")
 
 
 @pytest.mark.parametrize(
@@ -71,12 +71,12 @@ def test_bucket_access_settings():
         "NOTIF_EXPORT_EXTERNAL_ID": "suprsend-7f3a", "AWS_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com",
         "AWS_REGION": "eu-central-1",
     })
-    assert (config.sse, config.kms_key_id, config.storage_class) == ("aws:kms", "alias/notif-export", "GLACIER_IR")
-    assert config.role_arn == "arn:aws:iam::123456789012:role/exporter"
-    assert Settings.from_env({}).sse == "AES256"  # every write is encrypted unless told otherwise
+    assert (config.destination.sse, config.destination.kms_key_id, config.destination.storage_class) == ("aws:kms", "alias/notif-export", "GLACIER_IR")
+    assert config.bucket_access.role_arn == "arn:aws:iam::123456789012:role/exporter"
+    assert Settings.from_env({}).destination.sse == "AES256"  # every write is encrypted unless told otherwise
     # plain HTTP only on this machine; a compatible server names its regions freely
     local = Settings.from_env({"AWS_ENDPOINT_URL": "http://localhost:8333", "AWS_REGION": "garage"})
-    assert (local.endpoint_url, local.region) == ("http://localhost:8333", "garage")
+    assert (local.bucket_access.endpoint_url, local.bucket_access.region_name) == ("http://localhost:8333", "garage")
 
 
 def test_a_bad_external_id_is_refused_without_showing_it():

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from notif_export.lib.sync import DataPointState, Scan, SyncState, plan_data_point
+from notif_export.lib.sync import DataPointState, Scan, SyncState, dirty_hours
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 W = timedelta(minutes=10)
@@ -24,7 +24,7 @@ def scan_from(state: DataPointState | None, rows):
 
 
 def tick(state, rows, outcomes=None, enabled=True, now=T0):
-    return plan_data_point(state, scan_from(state, rows), outcomes or {}, W, enabled, FIRST, now)
+    return dirty_hours(state, scan_from(state, rows), outcomes or {}, W, enabled, FIRST, now)
 
 
 def test_first_setup_is_going_forward_only():

@@ -3,12 +3,12 @@
 import pytest
 
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.export import Destination
+from notif_export.lib.destination import Destination
 from notif_export.lib.warehouses import WarehouseError, external_tables_ddl
 
 
 def test_athena_tables_project_their_partitions_over_per_type_folders():
-    ddl = external_tables_ddl("athena", Destination("acme-logs", prefix="suprsend/", layout="per_type"), "raw")
+    ddl = external_tables_ddl("athena", Destination(bucket="acme-logs", prefix="suprsend/", layout="per_type"), "raw")
     assert ddl.count("CREATE EXTERNAL TABLE") == 3
     assert "LOCATION 's3://acme-logs/suprsend/messages/'" in ddl
     assert ("'storage.location.template'='s3://acme-logs/suprsend/messages/"
@@ -23,13 +23,13 @@ def test_athena_tables_project_their_partitions_over_per_type_folders():
 
 def test_athena_needs_the_per_type_layout():
     with pytest.raises(WarehouseError, match="NOTIF_EXPORT_LAYOUT=per_type"):
-        external_tables_ddl("athena", Destination("acme-logs"), "raw")
+        external_tables_ddl("athena", Destination(bucket="acme-logs"), "raw")
 
 
 def test_bigquery_tables_read_each_data_point_through_an_omni_connection():
-    ddl = external_tables_ddl("bigquery", Destination("acme-logs"), "raw", connection="aws-us-east-1.s3")
+    ddl = external_tables_ddl("bigquery", Destination(bucket="acme-logs"), "raw", connection="aws-us-east-1.s3")
     assert "uris = ['s3://acme-logs/*/workflow_executions.parquet']" in ddl
     assert "hive_partition_uri_prefix = 's3://acme-logs/'" in ddl
     assert "WITH CONNECTION `aws-us-east-1.s3`" in ddl
     with pytest.raises(WarehouseError, match="--connection"):
-        external_tables_ddl("bigquery", Destination("acme-logs"), "raw")
+        external_tables_ddl("bigquery", Destination(bucket="acme-logs"), "raw")

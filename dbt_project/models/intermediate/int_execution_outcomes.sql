@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- One row per workflow execution: how its steps ended.
 select
     execution_id,

@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 select
     requests.idempotency_key,
     requests.status as request_status,

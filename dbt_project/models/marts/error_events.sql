@@ -1,3 +1,10 @@
+{#- DuckDB sees the export files' modification times, so it recomputes only what changed
+    (macros/incremental_marts.sql); other warehouses rebuild the table in full. #}
+{{ config(materialized=('incremental' if target.type == 'duckdb' else 'table'),
+          incremental_strategy='replace_periods',
+          on_schema_change='append_new_columns',
+          meta={'replaced_periods': {'column': 'source_hour', 'grain': 'hour', 'sources': [
+              'int_requests__latest', 'int_workflow_executions__latest', 'int_messages__latest']}}) }}
 -- Every error, one row each (keyed by where it arose and its position there): request errors (unnested), workflow steps that logged an error or a
 -- warning, and messages whose execution or delivery failed, with the reason given.
 -- Incremental builds recompute the hours (of the rows' creation, as the export files are cut) whose files changed.
@@ -11,9 +18,6 @@ workflow_slug,
         {{ dbt.date_trunc('hour', 'created_at') }} as source_hour,
         _file_modified_at as _source_modified_at
 {%- endset %}
-{{ config(incremental_strategy='replace_periods',
-          meta={'replaced_periods': {'column': 'source_hour', 'grain': 'hour', 'sources': [
-              'int_requests__latest', 'int_workflow_executions__latest', 'int_messages__latest']}}) }}
 with request_errors as (
     select
         'request' as error_source,

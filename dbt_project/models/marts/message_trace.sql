@@ -1,6 +1,11 @@
+{#- DuckDB sees the export files' modification times, so it recomputes only what changed
+    (macros/incremental_marts.sql); other warehouses rebuild the table in full. #}
+{{ config(materialized=('incremental' if target.type == 'duckdb' else 'table'),
+          unique_key='message_key',
+          incremental_strategy='delete+insert',
+          on_schema_change='append_new_columns') }}
 -- End to end, one row per message: its request's status and its workflow execution's outcome.
 -- Incremental builds recompute the messages whose own, request's or execution's rows changed.
-{{ config(unique_key='message_key', incremental_strategy='delete+insert') }}
 {%- set newest_source = 'greatest(messages._file_modified_at, requests._file_modified_at, executions._file_modified_at)' %}
 select
     messages.message_key,

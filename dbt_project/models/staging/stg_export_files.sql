@@ -1,8 +1,8 @@
-{{ config(enabled=target.type == 'duckdb') }}
+{{ config(materialized='view', enabled=target.type == 'duckdb') }}
 {#- File listing only: DuckDB does not read the files' contents for these columns. #}
 select
     filename,
     regexp_extract(filename, '/([a-z_]+)\.parquet$', 1) as data_point,
     last_modified,
     size as bytes
-from read_blob('{{ env_var("NOTIF_EXPORT_DBT_FILES", "s3://notif-export/year=*/month=*/day=*/hour=*/{name}.parquet") | replace("{name}", "*") }}')
+from read_blob('{{ env_var("NOTIF_EXPORT_DBT_FILES") | replace("{name}", "*") }}')

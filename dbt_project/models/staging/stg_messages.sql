@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 select
     {{ notif_export.key_of([
         'coalesce(wf_execution_id, broadcast_execution_id)', 'recipient_distinct_id', 'node_id',

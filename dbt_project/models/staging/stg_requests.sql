@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 select
     idempotency_key,
     workspace_key,

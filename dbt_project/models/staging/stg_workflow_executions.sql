@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 select
     {{ notif_export.key_of(['execution_id', 'node_id']) }} as step_key,
     workspace_key,

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 import dagster as dg
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 
-from notif_export.defs.exports.resources import DestinationResource
-from notif_export.lib.analytics import DBT_PROJECT_DIR, credentials_env, prepare_duckdb
+from notif_export.defs.shared.resources import DestinationResource
+from notif_export.lib.analytics import DBT_PROJECT_DIR, prepare_duckdb, secrets_env
 
 # Built once. Its manifest is prepared by scripts/setup.sh (`dbt parse`); nothing runs dbt when
 # the code location loads.
@@ -26,9 +26,10 @@ class AnalyticsResource(dg.ConfigurableResource):
     dbt: DbtCliResource
     destination: DestinationResource
     settings_env: dict[str, str]
+    bigquery_token: str | None = None
 
     def cli(self, args: list[str], context: dg.AssetExecutionContext) -> DbtCliInvocation:
-        env = {**self.settings_env, **credentials_env(self.destination.credentials())}
+        env = {**self.settings_env, **secrets_env(self.destination.connection.credentials(), self.bigquery_token)}
         prepare_duckdb(env)
         # DbtCliResource passes this process's environment to dbt and nothing else; the
         # variables are set only while it starts the dbt process.

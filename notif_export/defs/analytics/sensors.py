@@ -2,16 +2,13 @@
 
 import dagster as dg
 
-from notif_export.defs.sync.sensors import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
+from notif_export.defs.shared.runs import SYNC_JOB_NAME, SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG, UNFINISHED
 from notif_export.lib.analytics import ready_sync_ticks
 
 RECENT_SYNC_RUNS = 500  # far more than the runs of the ticks a sensor interval can leave pending
-_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]
 
 
-def build_analytics_sensor(sync_job: dg.JobDefinition, build_job: dg.JobDefinition,
-                           interval_seconds: int) -> dg.SensorDefinition:
+def build_analytics_sensor(build_job: dg.JobDefinition, interval_seconds: int) -> dg.SensorDefinition:
     @dg.sensor(
         name="analytics_after_sync",
         job=build_job,
@@ -24,9 +21,9 @@ def build_analytics_sensor(sync_job: dg.JobDefinition, build_job: dg.JobDefiniti
     def analytics_after_sync(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         # One build at a time: two would contend for the same tables (and DuckDB's file lock).
         # The next one starts once this one ends, covering every tick finished meanwhile.
-        if context.instance.get_runs(filters=dg.RunsFilter(job_name=build_job.name, statuses=_UNFINISHED), limit=1):
+        if context.instance.get_runs(filters=dg.RunsFilter(job_name=build_job.name, statuses=UNFINISHED), limit=1):
             return dg.SensorResult(skip_reason="the previous analytics build is still running")
-        runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=sync_job.name), limit=RECENT_SYNC_RUNS)
+        runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=SYNC_JOB_NAME), limit=RECENT_SYNC_RUNS)
         tick, changed = ready_sync_ticks(
             ((r.tags[SYNC_TICK_TAG], int(r.tags[SYNC_TICK_RUNS_TAG]), r.status.value)
              for r in runs if SYNC_TICK_TAG in r.tags),

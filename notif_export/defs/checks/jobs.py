@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from notif_export.defs.exports.resources import DestinationResource
+from notif_export.defs.shared.resources import DestinationResource
 from notif_export.lib.bucket_check import check_bucket, failed
 
 

@@ -1,56 +1,12 @@
 """One hourly-partitioned asset per data point: materializing an hour rewrites its Parquet file."""
 
-
-from collections.abc import Iterable
-
 import dagster as dg
 
-from notif_export.defs.exports.partitions import partition_hour
-from notif_export.defs.exports.resources import DestinationResource, SourceResource
+from notif_export.defs.shared.resources import DestinationResource, SourceResource
+from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours
 from notif_export.lib.contract import DATA_POINTS, DataPoint
-from notif_export.lib.export import HourExport, rewrite_hour
 
 EXPORT_GROUP = "exports"
-
-
-def hour_metadata(result: HourExport) -> dict[str, dg.MetadataValue]:
-    return {
-        "rows": dg.MetadataValue.int(result.rows),
-        "bytes": dg.MetadataValue.int(result.bytes),
-        "s3_uri": dg.MetadataValue.path(result.uri),
-        "max_updated_at": dg.MetadataValue.text(
-            result.max_updated_at.isoformat() if result.max_updated_at else ""
-        ),
-    }
-
-
-def rewrite_hours(
-    log: dg.DagsterLogManager,
-    dp: DataPoint,
-    hours: Iterable,
-    source: SourceResource,
-    destination: DestinationResource,
-    run_id: str,
-) -> list[HourExport]:
-    """Rewrite each hour's file in turn, sharing one database and one S3 client."""
-    db = source.open()
-    db.check_schema()
-    s3 = destination.client()
-    results = []
-    try:
-        for hour in hours:
-            result = rewrite_hour(db, s3, destination.destination, dp, hour, run_id=run_id)
-            log.info(
-                f"{dp.name} {hour:%Y-%m-%d %H}:00: "
-                + (f"{result.rows} rows, {result.bytes} bytes -> {result.uri}" if result.written
-                   else f"no rows, {result.uri} removed")
-            )
-            if result.warning:
-                log.warning(result.warning)
-            results.append(result)
-    finally:
-        db.dispose()
-    return results
 
 
 def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinition) -> dg.AssetsDefinition:
@@ -68,7 +24,7 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
     def export_asset(
         context: dg.AssetExecutionContext, source: SourceResource, destination: DestinationResource
     ) -> dg.MaterializeResult:
-        hours = [partition_hour(partitions_def, key) for key in context.partition_keys]
+        hours = [partitions_def.time_window_for_partition_key(key).start for key in context.partition_keys]
         results = rewrite_hours(context.log, dp, hours, source, destination, context.run.run_id)
         if len(results) == 1:
             return dg.MaterializeResult(metadata=hour_metadata(results[0]))

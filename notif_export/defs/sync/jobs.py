@@ -3,10 +3,12 @@
 import dagster as dg
 from pydantic import field_validator
 
-from notif_export.defs.exports.assets import hour_metadata, rewrite_hours
-from notif_export.defs.exports.resources import DestinationResource, SourceResource
+from notif_export.defs.shared.resources import DestinationResource, SourceResource
+from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours
+from notif_export.defs.shared.runs import SYNC_JOB_NAME
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.settings import parse_hour, validate_data_points
+from notif_export.lib.hours import parse_hour
+from notif_export.lib.settings import validate_data_points
 
 
 class RewriteHoursConfig(dg.Config):
@@ -35,7 +37,7 @@ def rewrite_dirty_hours(
         context.log_event(dg.AssetMaterialization(asset_key=dp.name, partition=key, metadata=hour_metadata(result)))
 
 
-@dg.job(name="sync_dirty_hours", tags={"notif_export/kind": "sync"},
+@dg.job(name=SYNC_JOB_NAME, tags={"notif_export/kind": "sync"},
         description="Started by the `sync` sensor: rewrites exactly the hours whose rows changed.")
 def sync_dirty_hours() -> None:
     rewrite_dirty_hours()

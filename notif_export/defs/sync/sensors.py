@@ -5,17 +5,12 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from notif_export.defs.exports.resources import SourceResource
+from notif_export.defs.shared.resources import SourceResource
+from notif_export.defs.shared.runs import (DATA_POINT_TAG, FAILED, HOURS_TAG, SYNC_RUN_TAG, SYNC_TICK_RUNS_TAG,
+                                           SYNC_TICK_TAG)
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.settings import Settings
-from notif_export.lib.sync import SyncState, is_new, plan_data_point, scan_updates
-
-SYNC_RUN_TAG = "notif_export/sync_run"
-# Every run a tick requests carries the tick and how many runs it requested, so the analytics
-# sensor can tell when all of a tick's runs have finished.
-SYNC_TICK_TAG = "notif_export/sync_tick"
-SYNC_TICK_RUNS_TAG = "notif_export/sync_tick_runs"
-_FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+from notif_export.lib.sync import SyncState, dirty_hours, is_new, scan_updates
 
 
 def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
@@ -24,19 +19,19 @@ def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
         return "pending"  # requested by the last tick, not launched yet
     if runs[0].status == dg.DagsterRunStatus.SUCCESS:
         return "success"
-    return "failure" if runs[0].status in _FAILED else "pending"
+    return "failure" if runs[0].status in FAILED else "pending"
 
 
-def build_sync_sensor(config: Settings, job: dg.JobDefinition, first_hour: str) -> dg.SensorDefinition:
-    overlap = timedelta(seconds=config.sync_overlap_seconds)
+def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDefinition:
+    overlap = timedelta(seconds=settings.sync_overlap_seconds)
 
     @dg.sensor(
         name="sync",
         job=job,
-        minimum_interval_seconds=config.sync_interval_seconds,
+        minimum_interval_seconds=settings.sync_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            f"Every {config.sync_interval_seconds}s: finds the hours of {', '.join(config.data_points)} "
+            f"Every {settings.sync_interval_seconds}s: finds the hours of {', '.join(settings.data_points)} "
             "whose rows changed (by updated_at) and rewrites exactly those, one run per data point. "
             "Its cursor is the sync state: per data point the position, the overlap window's "
             "fingerprints, the runs awaited, and since when it is enabled or disabled."
@@ -50,26 +45,26 @@ def build_sync_sensor(config: Settings, job: dg.JobDefinition, first_hour: str) 
         try:
             for name, dp in DATA_POINTS.items():
                 current = state.data_points.get(name)
-                enabled = name in config.data_points
+                enabled = name in settings.data_points
                 scan = scan_updates(db, dp, current, overlap) if enabled else None
                 outcomes = {key: run_outcome(context.instance, key) for key in (current.pending if current else {})}
-                plan = plan_data_point(current, scan, outcomes, overlap, enabled, first_hour, now)
-                state.data_points[name] = plan.state
-                if not plan.hours:
+                dirty = dirty_hours(current, scan, outcomes, overlap, enabled, settings.start_key, now)
+                state.data_points[name] = dirty.state
+                if not dirty.hours:
                     if enabled and is_new(current):
-                        context.log.info(f"{name}: starts syncing from {plan.state.position or 'its first row'} (going forward only)")
+                        context.log.info(f"{name}: starts syncing from {dirty.state.position or 'its first row'} (going forward only)")
                     continue
                 run_key = f"{name}-{uuid.uuid4().hex[:12]}"
-                plan.state.pending[run_key] = plan.hours
+                dirty.state.pending[run_key] = dirty.hours
                 why: dict[str, list[str]] = {}
-                for hour, reason in plan.reasons.items():
+                for hour, reason in dirty.reasons.items():
                     why.setdefault(reason, []).append(hour)
-                context.log.info(f"{name}: rewriting {len(plan.hours)} hours: "
+                context.log.info(f"{name}: rewriting {len(dirty.hours)} hours: "
                                  + "; ".join(f"{r}: {', '.join(h)}" for r, h in why.items()))
                 requests.append(dg.RunRequest(
                     run_key=run_key,
-                    run_config=dg.RunConfig(ops={"rewrite_dirty_hours": {"config": {"data_point": name, "hours": plan.hours}}}),
-                    tags={SYNC_RUN_TAG: run_key, "notif_export/data_point": name, "notif_export/hours": str(len(plan.hours))},
+                    run_config=dg.RunConfig(ops={"rewrite_dirty_hours": {"config": {"data_point": name, "hours": dirty.hours}}}),
+                    tags={SYNC_RUN_TAG: run_key, DATA_POINT_TAG: name, HOURS_TAG: str(len(dirty.hours))},
                 ))
         finally:
             db.dispose()

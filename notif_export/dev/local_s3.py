@@ -98,6 +98,12 @@ class LocalS3Server:
             "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
         }
 
+    def duckdb_secret_sql(self) -> str:
+        """A DuckDB CREATE SECRET statement for this server (path-style, plain HTTP on loopback)."""
+        creds = self.credentials()
+        return (f"CREATE OR REPLACE SECRET local_s3 (TYPE s3, REGION 'us-east-1', ENDPOINT '127.0.0.1:{self.port}', "
+                f"URL_STYLE 'path', USE_SSL false, KEY_ID '{creds['access_key']}', SECRET '{creds['secret_key']}')")
+
     def client(self):
         creds = self.credentials()
         return boto3.client(

@@ -6,18 +6,10 @@ from datetime import datetime
 
 import dagster as dg
 
-from notif_export.lib.settings import HOUR_FORMAT
+from notif_export.lib.hours import HOUR_KEY_FORMAT
 
 
 def hourly_partitions(start: datetime) -> dg.HourlyPartitionsDefinition:
     # end_offset=1 makes the current, still-open hour a partition too: its file is rewritten as
     # its rows arrive instead of after the hour closes.
-    return dg.HourlyPartitionsDefinition(start_date=start.strftime(HOUR_FORMAT), timezone="UTC", end_offset=1)
-
-
-def partition_hour(partitions_def: dg.HourlyPartitionsDefinition, key: str) -> datetime:
-    return partitions_def.time_window_for_partition_key(key).start
-
-
-def partition_key(hour: datetime) -> str:
-    return hour.strftime(HOUR_FORMAT)
+    return dg.HourlyPartitionsDefinition(start_date=start.strftime(HOUR_KEY_FORMAT), timezone="UTC", end_offset=1)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -19,49 +17,51 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
+from pydantic import BaseModel, ConfigDict, Field
 
 ROLE_SESSION_NAME = "notif-export"
 ROLE_DURATION_SECONDS = 3600
 
 
-@dataclass(frozen=True)
-class BucketAccess:
-    region: str
+# The secrets and the environment variables that hold them: only references to these variables
+# reach Dagster (`dg.EnvVar`), never their values.
+SECRET_VARIABLES = {
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "AWS_SESSION_TOKEN",
+    "external_id": "NOTIF_EXPORT_EXTERNAL_ID",
+}
+
+
+class BucketAccess(BaseModel):
+    """How to reach the bucket. The fields are named as dagster-aws's `S3Resource` names them
+    (the Dagster resource is both); `Settings` validates their values."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region_name: str | None = None
     endpoint_url: str | None = None
-    access_key_id: str | None = field(default=None, repr=False)
-    secret_access_key: str | None = field(default=None, repr=False)
-    session_token: str | None = field(default=None, repr=False)
+    aws_access_key_id: str | None = Field(default=None, repr=False)
+    aws_secret_access_key: str | None = Field(default=None, repr=False)
+    aws_session_token: str | None = Field(default=None, repr=False)
     role_arn: str | None = None
-    external_id: str | None = field(default=None, repr=False)
+    external_id: str | None = Field(default=None, repr=False)
     sts_endpoint_url: str | None = None
     role_duration_seconds: int = ROLE_DURATION_SECONDS
-
-    @classmethod
-    def from_settings(cls, config, env: Mapping[str, str]) -> BucketAccess:
-        """From the validated settings plus the secrets, which only the environment holds."""
-        return cls(
-            region=config.region,
-            endpoint_url=config.endpoint_url,
-            sts_endpoint_url=config.sts_endpoint_url,
-            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            session_token=env.get("AWS_SESSION_TOKEN") or None,
-            role_arn=config.role_arn,
-            external_id=env.get("NOTIF_EXPORT_EXTERNAL_ID") or None,
-        )
+    max_attempts: int = 5
 
     def base_session(self) -> boto3.Session:
         """The caller's own identity: the key pair, or the standard chain when none is set."""
         return boto3.Session(
-            aws_access_key_id=self.access_key_id or None,
-            aws_secret_access_key=self.secret_access_key or None,
-            aws_session_token=self.session_token or None,
-            region_name=self.region,
+            aws_access_key_id=self.aws_access_key_id or None,
+            aws_secret_access_key=self.aws_secret_access_key or None,
+            aws_session_token=self.aws_session_token or None,
+            region_name=self.region_name,
         )
 
     def sts_client(self, session: boto3.Session | None = None) -> Any:
         return (session or self.base_session()).client(
-            "sts", endpoint_url=self.sts_endpoint_url, region_name=self.region
+            "sts", endpoint_url=self.sts_endpoint_url, region_name=self.region_name
         )
 
     def assume_role(self) -> dict[str, str]:
@@ -100,16 +100,16 @@ def _session(access: BucketAccess) -> boto3.Session:
     core = botocore.session.Session()
     # botocore has no public setter for a session's credentials; this is the usual way.
     core._credentials = credentials
-    return boto3.Session(botocore_session=core, region_name=access.region)
+    return boto3.Session(botocore_session=core, region_name=access.region_name)
 
 
 @functools.lru_cache(maxsize=8)
 def _s3_client(access: BucketAccess) -> Any:
-    options: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"}}
+    options: dict[str, Any] = {"retries": {"max_attempts": access.max_attempts, "mode": "standard"}}
     if access.endpoint_url:
         options["s3"] = {"addressing_style": "path"}  # local and compatible servers
     return access.session().client(
-        "s3", region_name=access.region, endpoint_url=access.endpoint_url, config=Config(**options)
+        "s3", region_name=access.region_name, endpoint_url=access.endpoint_url, config=Config(**options)
     )
 
 

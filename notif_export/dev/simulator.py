@@ -3,8 +3,9 @@
 Deterministic for a seed and a clock. Every message gets its whole lifecycle when it is created
 (delivery seconds to minutes later, seen and clicked hours or days later, vendor fallback after a
 failure); the part of it that is already in the past is applied at once and the rest waits in the
-row's simulator columns until `advance` reaches its time. No timestamp is ever later than the
-clock, so a sync never sees rows from the future.
+simulator's own table (`sim_message_schedule`, beside the source's tables and no part of them)
+until `advance` reaches its time. No timestamp is ever later than the clock, so a sync never sees
+rows from the future.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from notif_export.lib.contract import MESSAGES
 from notif_export.lib.source import TABLES, SourceDatabase
@@ -76,14 +78,37 @@ class TrafficMix:
     users: int = 50_000
 
 
+# The simulator's scheduling state, in its own table: each message's next status change and the
+# ones after it, so that `simulate --live` moves statuses on hours or days after the row was
+# created. Keyed by the contract's message_key (the coalesces as in the source's unique index), so
+# that `advance` finds each message through that index. A row per message with changes to come.
+SCHEDULE_KEY = ("execution_id", "recipient_distinct_id", "node_id", "channel_slug", "channel_value")
+schedule_metadata = sa.MetaData()
+schedule_table = sa.Table(
+    "sim_message_schedule",
+    schedule_metadata,
+    sa.Column("execution_id", sa.Text, nullable=False),  # coalesce(wf_execution_id, broadcast_execution_id)
+    sa.Column("recipient_distinct_id", sa.Text, nullable=False),
+    sa.Column("node_id", sa.Text, nullable=False),
+    sa.Column("channel_slug", sa.Text, nullable=False),
+    sa.Column("channel_value", sa.Text, nullable=False),  # coalesce(channel_value, '')
+    sa.Column("next_event_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("pending_events", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.PrimaryKeyConstraint(*SCHEDULE_KEY),
+    sa.Index("ix_sim_message_schedule_next_event_at", "next_event_at"),
+)
+
+
 @dataclass
 class Batch:
     requests: list[dict] = field(default_factory=list)
     workflow_executions: list[dict] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
+    # The simulator's own rows for `schedule_table`, not source rows.
+    schedule: list[dict] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {name: len(rows) for name, rows in self.__dict__.items()}
+        return {name: len(getattr(self, name)) for name in TABLES}
 
 
 def _ts(value: datetime) -> str:
@@ -95,6 +120,7 @@ class Simulator:
         self.source = source
         self.rng = random.Random(seed)
         self.mix = mix or TrafficMix()
+        self._schedule_created = False
 
     # ---- ids -------------------------------------------------------------------------------
     def _uuid(self) -> str:
@@ -266,11 +292,11 @@ class Simulator:
         if rng.random() < 0.01:  # execution error: no message id, nothing more happens
             row["message_status"] = "delivery_failed"
             row["execution_failure_reason"] = json.dumps({"severity": "error", "reason": f"no {channel} found for recipient"})
-            batch.messages.append(self._with_state(row, [], now))
+            self._with_state(batch, row, [], now)
             return
         row["message_id"] = self._hex(32)
         row["message_id_by_vendor"] = f"{vendor}-{self._hex(12)}"
-        batch.messages.append(self._with_state(row, self._lifecycle(row, t, channel, vendor), now))
+        self._with_state(batch, row, self._lifecycle(row, t, channel, vendor), now)
 
     def _lifecycle(self, row: dict, t: datetime, channel: str, vendor: str) -> list[tuple[datetime, dict]]:
         """The row's later changes: (when, columns set)."""
@@ -309,8 +335,8 @@ class Simulator:
         return events
 
     @staticmethod
-    def _with_state(row: dict, events: list[tuple[datetime, dict]], now: datetime) -> dict:
-        """Apply the events up to `now`; keep the rest for `advance`."""
+    def _with_state(batch: Batch, row: dict, events: list[tuple[datetime, dict]], now: datetime) -> None:
+        """Add the row with the events up to `now` applied; schedule the rest for `advance`."""
         pending = []
         for when, changes in events:
             if when <= now:
@@ -318,16 +344,27 @@ class Simulator:
                 row["updated_at"] = when
             else:
                 pending.append([_ts(when), changes])
-        row["sim_next_event_at"] = datetime.fromisoformat(pending[0][0]) if pending else None
-        row["sim_pending_events"] = pending or None
-        return row
+        batch.messages.append(row)
+        if pending:
+            batch.schedule.append({**_schedule_key(row), "next_event_at": datetime.fromisoformat(pending[0][0]),
+                                   "pending_events": pending})
 
     # ---- writing -----------------------------------------------------------------------------
+    def _create_schedule(self, conn: sa.Connection) -> None:
+        """The simulator's table, once per simulator; harmless when it exists."""
+        if not self._schedule_created:
+            schedule_metadata.create_all(conn)
+            self._schedule_created = True
+
     def write(self, batch: Batch) -> dict[str, int]:
         with self.source.connect() as conn:
-            for name, rows in batch.__dict__.items():
-                for chunk in _chunks(rows, 5000):
+            self._create_schedule(conn)
+            for name in TABLES:
+                for chunk in _chunks(getattr(batch, name), 5000):
                     conn.execute(TABLES[name].insert(), chunk)
+            insert = _schedule_upsert(conn.dialect.name)
+            for chunk in _chunks(batch.schedule, 5000):
+                conn.execute(insert, chunk)
             conn.commit()
         return batch.counts()
 
@@ -344,39 +381,91 @@ class Simulator:
 
     def advance(self, now: datetime, limit: int = 20_000) -> int:
         """Apply every pending status change due by `now`; returns the rows changed."""
-        table = TABLES["messages"]
+        table, schedule = TABLES["messages"], schedule_table
         due = (
-            sa.select(table.c.message_id, table.c.sim_pending_events)
-            .where(table.c.sim_next_event_at <= self.source._param(now))
-            .order_by(table.c.sim_next_event_at)
+            sa.select(*(schedule.c[c] for c in SCHEDULE_KEY), schedule.c.pending_events)
+            .where(schedule.c.next_event_at <= self.source._param(now))
+            .order_by(schedule.c.next_event_at)
             .limit(limit)
         )
         changed = 0
         with self.source.connect() as conn:
+            self._create_schedule(conn)
             groups: dict[tuple, list[dict]] = defaultdict(list)
-            for message_id, pending in conn.execute(due):
+            rescheduled: list[dict] = []
+            finished: list[dict] = []
+            for *key_values, pending in conn.execute(due):
+                key = {f"k_{c}": v for c, v in zip(SCHEDULE_KEY, key_values)}
                 changes: dict = {}
                 updated_at = None
                 while pending and datetime.fromisoformat(pending[0][0]) <= now:
                     when, delta = pending.pop(0)
                     changes.update(_decode(delta))
                     updated_at = datetime.fromisoformat(when)
-                changes.update(
-                    updated_at=updated_at,
-                    sim_next_event_at=datetime.fromisoformat(pending[0][0]) if pending else None,
-                    sim_pending_events=pending or None,
-                )
-                groups[tuple(sorted(changes))].append({"b_message_id": message_id, **changes})
+                changes["updated_at"] = updated_at
+                groups[tuple(sorted(changes))].append({**key, **changes})
+                if pending:
+                    rescheduled.append({**key, "next_event_at": datetime.fromisoformat(pending[0][0]),
+                                        "pending_events": pending})
+                else:
+                    finished.append(key)
+            # One statement per set of changed columns, each for many rows; rows found through
+            # the source's unique index on the message_key.
             for columns, rows in groups.items():
                 stmt = (
                     table.update()
-                    .where(table.c.message_id == sa.bindparam("b_message_id"))
+                    .where(*_message_key_is_bound(table))
                     .values({c: sa.bindparam(c) for c in columns})
                 )
                 conn.execute(stmt, rows)
                 changed += len(rows)
+            if rescheduled:
+                conn.execute(
+                    schedule.update().where(*_schedule_key_is_bound()).values(
+                        next_event_at=sa.bindparam("next_event_at"), pending_events=sa.bindparam("pending_events")),
+                    rescheduled,
+                )
+            if finished:
+                conn.execute(schedule.delete().where(*_schedule_key_is_bound()), finished)
             conn.commit()
         return changed
+
+
+def _schedule_key(row: dict) -> dict:
+    """A message's key as the schedule stores it: the message_key with the source index's coalesces."""
+    execution_id = row["wf_execution_id"] if row["wf_execution_id"] is not None else row["broadcast_execution_id"]
+    return {"execution_id": execution_id, "recipient_distinct_id": row["recipient_distinct_id"],
+            "node_id": row["node_id"], "channel_slug": row["channel_slug"],
+            "channel_value": row["channel_value"] if row["channel_value"] is not None else ""}
+
+
+def _message_key_is_bound(table: sa.Table) -> list:
+    """The message whose key is in the k_* parameters, in the unique index's own expressions
+    (the '' a literal, as in the index, so that the planner uses it)."""
+    return [
+        sa.func.coalesce(table.c.wf_execution_id, table.c.broadcast_execution_id) == sa.bindparam("k_execution_id"),
+        table.c.recipient_distinct_id == sa.bindparam("k_recipient_distinct_id"),
+        table.c.node_id == sa.bindparam("k_node_id"),
+        table.c.channel_slug == sa.bindparam("k_channel_slug"),
+        sa.func.coalesce(table.c.channel_value, sa.literal_column("''")) == sa.bindparam("k_channel_value"),
+    ]
+
+
+def _schedule_key_is_bound() -> list:
+    return [schedule_table.c[c] == sa.bindparam(f"k_{c}") for c in SCHEDULE_KEY]
+
+
+def _schedule_upsert(dialect: str) -> sa.Insert:
+    """Insert into the schedule; a key it already holds (the source's tables were emptied and
+    refilled with the same seed, the simulator's were not) takes the new message's schedule."""
+    module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
+    if module is None:
+        return schedule_table.insert()
+    stmt = module.insert(schedule_table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(SCHEDULE_KEY),
+        set_={"next_event_at": stmt.excluded.next_event_at, "pending_events": stmt.excluded.pending_events},
+    )
 
 
 def _decode(changes: dict) -> dict:

@@ -1,0 +1,71 @@
+"""The Dagster resources every area uses, built from `Settings` by `build_resources` alone.
+
+The resources inherit their fields from the plain values they stand for (`Destination`,
+`BucketAccess`), so a field is declared once and a launchpad edit is validated like the
+environment. Secrets go in as environment references (`dg.EnvVar`): their values never reach
+the UI, the run config or the events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from sqlalchemy.engine import make_url
+
+from notif_export.lib.bucket_access import SECRET_VARIABLES, BucketAccess
+from notif_export.lib.destination import Destination
+from notif_export.lib.settings import Settings
+from notif_export.lib.source import SourceDatabase
+
+
+class SourceResource(dg.ConfigurableResource):
+    """The notification log database (`NOTIF_EXPORT_SOURCE_URL`)."""
+
+    url: str
+
+    def open(self) -> SourceDatabase:
+        return SourceDatabase(self.url)
+
+
+class S3ConnectionResource(S3Resource, BucketAccess):
+    """dagster-aws's `S3Resource`, configured as dagster-aws documents (`region_name`,
+    `endpoint_url`, `aws_access_key_id`, ...), plus an IAM role assumed with its External ID
+    whose temporary credentials refresh themselves in long runs (`role_arn`, `external_id`,
+    `sts_endpoint_url`)."""
+
+    def access(self) -> BucketAccess:
+        # A plain value (hashable): its session and client are cached and shared by a run's threads.
+        return BucketAccess(**self.model_dump(include=set(BucketAccess.model_fields)))
+
+    def get_client(self) -> Any:
+        return self.access().s3_client()
+
+    def credentials(self) -> Any:
+        """botocore credentials (refreshing themselves for an assumed role)."""
+        return self.access().session().get_credentials()
+
+
+class DestinationResource(dg.ConfigurableResource, Destination):
+    """Where and how the files are written (bucket, prefix, layout, compression, encryption,
+    storage class), over an S3 connection."""
+
+    connection: S3ConnectionResource
+
+    @property
+    def destination(self) -> Destination:
+        return Destination(**self.model_dump(include=set(Destination.model_fields)))
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    access = settings.bucket_access.model_dump()
+    for name, variable in SECRET_VARIABLES.items():
+        access[name] = dg.EnvVar(variable) if access[name] else None
+    # A database URL with a password is passed by reference too.
+    has_password = make_url(settings.source_url).password is not None
+    return {
+        "source": SourceResource(url=dg.EnvVar("NOTIF_EXPORT_SOURCE_URL") if has_password else settings.source_url),
+        "destination": DestinationResource(connection=S3ConnectionResource(**access),
+                                           **settings.destination.model_dump()),
+    }

@@ -1,0 +1,18 @@
+"""Run tags and job names the areas agree on, and Dagster's run statuses in the groups of
+`notif_export.lib.run_status`."""
+
+import dagster as dg
+
+from notif_export.lib import run_status
+
+SYNC_JOB_NAME = "sync_dirty_hours"
+SYNC_RUN_TAG = "notif_export/sync_run"
+# Every run a tick requests carries the tick and how many runs it requested, so the analytics
+# sensor can tell when all of a tick's runs have finished.
+SYNC_TICK_TAG = "notif_export/sync_tick"
+SYNC_TICK_RUNS_TAG = "notif_export/sync_tick_runs"
+DATA_POINT_TAG = "notif_export/data_point"
+HOURS_TAG = "notif_export/hours"
+
+FAILED = [dg.DagsterRunStatus(name) for name in run_status.FAILED]
+UNFINISHED = [dg.DagsterRunStatus(name) for name in run_status.UNFINISHED]

@@ -1,0 +1,11 @@
+"""The five-minute sync: the `sync` sensor and the `sync_dirty_hours` job it requests."""
+
+import dagster as dg
+
+from notif_export.defs.sync.jobs import sync_dirty_hours
+from notif_export.defs.sync.sensors import build_sync_sensor
+from notif_export.lib.settings import Settings
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(jobs=[sync_dirty_hours], sensors=[build_sync_sensor(settings, sync_dirty_hours)])

@@ -1,0 +1,45 @@
+"""Hours, the unit of the export: every file holds the rows created in one UTC hour.
+
+An hour is named by its partition key, Dagster's hourly format ('2025-01-15-14:00'); this module
+is the one place that formats, parses and bounds hours.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"  # Dagster's hourly partition key format
+
+
+class HourError(ValueError):
+    """A value that is not an hour; the message says which forms are accepted."""
+
+
+def hour_start(value: datetime) -> datetime:
+    """The UTC hour a datetime falls in (naive datetimes are UTC)."""
+    utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return utc.replace(minute=0, second=0, microsecond=0)
+
+
+def hour_bounds(hour: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the hour `hour` falls in."""
+    start = hour_start(hour)
+    return start, start + timedelta(hours=1)
+
+
+def hour_key(value: datetime) -> str:
+    """The partition key of the hour a datetime falls in."""
+    return hour_start(value).strftime(HOUR_KEY_FORMAT)
+
+
+def parse_hour(value: str, setting: str = "hour") -> datetime:
+    """An hour as a partition key ('2025-01-15-14:00'), an ISO date or an ISO datetime, in UTC.
+
+    `setting` names where the value came from, for the error message.
+    """
+    for parse in (lambda v: datetime.strptime(v, HOUR_KEY_FORMAT), datetime.fromisoformat):
+        try:
+            return hour_start(parse(value))
+        except ValueError:
+            continue
+    raise HourError(f"{setting}={value!r} is not an hour; use '2025-01-15-14:00', '2025-01-15' or an ISO datetime")
