@@ -8,16 +8,27 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
-from notif_export.lib import analytics, bucket_check, warehouses
-from notif_export.lib.contract import MESSAGES
+import duckdb
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notif_export.lib import analytics, bucket_check, verify, warehouses
+from notif_export.lib.contract import DATA_POINTS, MESSAGES
+from notif_export.lib.duckdb_s3 import connect_to_bucket
+from notif_export.lib.export import rewrite_hour
+from notif_export.lib.hours import HourError, hour_key, parse_hour
 from notif_export.dev.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
 from notif_export.lib.settings import Settings, SettingsError
 from notif_export.dev.simulator import Simulator, TrafficMix, utc_now
 from notif_export.lib.source import SourceDatabase, SourceError
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+class CannotCheck(RuntimeError):
+    """A command could not do its check (the bucket or the source cannot be read): exit 2."""
 
 
 def _settings() -> Settings:
@@ -108,6 +119,48 @@ def cmd_dbt(args: argparse.Namespace) -> None:
     credentials = config.bucket_access.session().get_credentials()
     env = {**analytics.dbt_env(config), **analytics.secrets_env(credentials, config.dbt.bigquery_token)}
     raise SystemExit(analytics.run_dbt(args.dbt_args, env, os.environ))
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    """Compare the bucket with the source hour by hour; exit 0 (equal), 1 (drift), 2 (could not check)."""
+    config = _settings()
+    now = utc_now()
+    start, end, settled_before = verify.recent_window(config, now)
+    start = parse_hour(args.start, "--from") if args.start else start
+    end = parse_hour(args.end, "--to") + timedelta(hours=1) if args.end else end
+    source = SourceDatabase(config.source_url)
+    source.check_schema()
+    s3 = config.bucket_access.s3_client()
+    results = []
+    try:
+        with duckdb.connect() as con:
+            connect_to_bucket(con, config.bucket_access)
+            for name in args.data_point or config.data_points:
+                dp = DATA_POINTS[name]
+
+                def check() -> verify.Verification:
+                    return verify.verify(source, s3, config.destination, dp, start, end, con, settled_before)
+
+                def repair(hours: list) -> None:
+                    for hour in hours:
+                        rewrite_hour(source, s3, config.destination, dp, hour, created_before=utc_now())
+
+                results.append(verify.reconcile(check, repair if args.repair else None))
+    except (BotoCoreError, ClientError, duckdb.Error) as exc:
+        raise CannotCheck(f"could not read the bucket {config.destination.bucket!r}: {exc}") from None
+    finally:
+        source.dispose()
+    print(f"hours {hour_key(start)} to {hour_key(end - timedelta(hours=1))}; rows updated after "
+          f"{settled_before:%Y-%m-%d %H:%M:%S} UTC are the sync's and left out")
+    for line in verify.render([found for found, _ in results]):
+        print(line)
+    remaining = [after if after is not None else found for found, after in results]
+    if args.repair and any(after is not None for _, after in results):
+        print(f"repaired {sum(len(found.drift) for found, _ in results)} hours; verified again:")
+        for line in verify.render(remaining):
+            print(line)
+    if any(v.drift for v in remaining):
+        raise SystemExit(1)
 
 
 def cmd_warehouse_ddl(args: argparse.Namespace) -> None:
@@ -208,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments")
     dbt.set_defaults(func=cmd_dbt)
 
+    check_files = sub.add_parser("verify", help="compare the bucket with the source hour by hour; exit 0 equal, "
+                                 "1 drift, 2 could not check")
+    check_files.add_argument("--from", dest="start", metavar="HOUR",
+                             help="first hour (default: the reconciliation window, 7 days)")
+    check_files.add_argument("--to", dest="end", metavar="HOUR", help="last hour (default: the current one)")
+    check_files.add_argument("--data-point", action="append", choices=list(DATA_POINTS),
+                             help="one data point (repeatable; default: NOTIF_EXPORT_DATA_POINTS)")
+    check_files.add_argument("--repair", action="store_true", help="rewrite the drifted hours and verify again")
+    check_files.set_defaults(func=cmd_verify)
+
     ddl = sub.add_parser("warehouse-ddl", help="print the DDL of the external tables over the files")
     ddl.add_argument("--target", choices=warehouses.TARGETS, required=True)
     ddl.add_argument("--schema", default="notif_export_raw", help="dataset (BigQuery) or database (Athena)")
@@ -228,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except SystemExit as exc:  # check and dbt end with their own exit code
         return exc.code if isinstance(exc.code, int) else 1
-    except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError) as exc:
+    except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError, HourError, CannotCheck) as exc:
         print(f"notif-export: {exc}", file=sys.stderr)
         return 2
     return 0

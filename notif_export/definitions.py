@@ -9,11 +9,12 @@ import dagster as dg
 from notif_export.defs.analytics import definitions as analytics
 from notif_export.defs.checks import definitions as checks
 from notif_export.defs.exports import definitions as exports
+from notif_export.defs.reconcile import definitions as reconcile
 from notif_export.defs.shared import definitions as shared
 from notif_export.defs.sync import definitions as sync
 from notif_export.lib.settings import Settings
 
-AREAS = (shared, exports, sync, analytics, checks)
+AREAS = (shared, exports, sync, reconcile, analytics, checks)
 
 
 def build_definitions(env: dict[str, str]) -> dg.Definitions:

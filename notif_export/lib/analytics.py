@@ -13,9 +13,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from urllib.parse import urlparse
 
-from notif_export.lib.duckdb_s3 import install_httpfs
+from notif_export.lib.duckdb_s3 import install_httpfs, s3_endpoint_options
 from notif_export.lib.run_status import FINISHED, SUCCEEDED
 from notif_export.lib.settings import DbtSettings, Settings
 
@@ -30,17 +29,12 @@ def dbt_executable() -> str:
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Every variable dbt_project/ reads, secrets aside (dbt has no defaults of its own: a
     variable missing here is an error in dbt, not a silent default)."""
-    access, destination = settings.bucket_access, settings.destination
-    endpoint = urlparse(access.endpoint_url) if access.endpoint_url else None
+    endpoint = s3_endpoint_options(settings.bucket_access)
     return {
         **{DbtSettings.variable(f.name): getattr(settings.dbt, f.name) for f in fields(DbtSettings)
            if f.name not in DbtSettings.SECRETS},
-        "NOTIF_EXPORT_DBT_FILES": destination.files_glob("{name}"),
-        "NOTIF_EXPORT_DBT_S3_REGION": access.region_name,
-        "NOTIF_EXPORT_DBT_S3_ENDPOINT": endpoint.netloc if endpoint else f"s3.{access.region_name}.amazonaws.com",
-        # A custom endpoint (a local server, MinIO, SeaweedFS) is addressed by path.
-        "NOTIF_EXPORT_DBT_S3_URL_STYLE": "path" if endpoint else "vhost",
-        "NOTIF_EXPORT_DBT_S3_USE_SSL": "false" if endpoint and endpoint.scheme == "http" else "true",
+        "NOTIF_EXPORT_DBT_FILES": settings.destination.files_glob("{name}"),
+        **{f"NOTIF_EXPORT_DBT_S3_{name.upper()}": value for name, value in endpoint.items()},
         "NOTIF_EXPORT_DUCKDB_PATH": str(settings.duckdb_path),
         "NOTIF_EXPORT_DUCKDB_EXTENSIONS": str(settings.home / "duckdb_extensions"),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),

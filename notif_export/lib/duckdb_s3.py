@@ -4,8 +4,11 @@ cannot download extensions here)."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import duckdb
+
+from notif_export.lib.bucket_access import BucketAccess
 
 
 def httpfs_extension_file() -> Path:
@@ -25,3 +28,35 @@ def install_httpfs(extension_dir: Path) -> None:
     con = duckdb.connect(config={"extension_directory": str(extension_dir)})
     con.execute(f"INSTALL '{httpfs_extension_file()}'")
     con.close()
+
+
+def s3_endpoint_options(access: BucketAccess) -> dict[str, str]:
+    """How DuckDB (and dbt-duckdb) reach the bucket: region, endpoint, URL style, TLS."""
+    endpoint = urlparse(access.endpoint_url) if access.endpoint_url else None
+    return {
+        "region": access.region_name or "",
+        "endpoint": endpoint.netloc if endpoint else f"s3.{access.region_name}.amazonaws.com",
+        # A custom endpoint (a local server, MinIO, SeaweedFS) is addressed by path.
+        "url_style": "path" if endpoint else "vhost",
+        "use_ssl": "false" if endpoint and endpoint.scheme == "http" else "true",
+    }
+
+
+def connect_to_bucket(con: duckdb.DuckDBPyConnection, access: BucketAccess) -> duckdb.DuckDBPyConnection:
+    """Load httpfs into `con` and give it an S3 secret with the access's current credentials
+    (refreshed for an assumed role); the secret lives only in this connection."""
+    con.execute(f"LOAD '{httpfs_extension_file()}'")
+    options = {key: f"'{value}'" for key, value in s3_endpoint_options(access).items()}
+    options["use_ssl"] = options["use_ssl"].strip("'")
+    credentials = access.session().get_credentials()
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        options.update(key_id=f"'{frozen.access_key}'", secret=f"'{frozen.secret_key}'")
+        if frozen.token:
+            options["session_token"] = f"'{frozen.token}'"
+    try:
+        con.execute("CREATE OR REPLACE SECRET notif_export_bucket (TYPE s3, "
+                    + ", ".join(f"{key} {value}" for key, value in options.items()) + ")")
+    except duckdb.Error:  # the statement holds the keys: never let it reach a message
+        raise RuntimeError("DuckDB could not take the bucket's credentials as an S3 secret") from None
+    return con

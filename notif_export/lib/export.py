@@ -48,8 +48,11 @@ def rewrite_hour(
     dp: DataPoint,
     hour: datetime,
     run_id: str | None = None,
+    created_before: datetime | None = None,
 ) -> HourExport:
-    """Replace the hour's object with the latest state of every row created in that hour.
+    """Replace the hour's object with the latest state of every row created in that hour (and
+    before `created_before`: the cutoff that the runs of one sync tick or backfill share, so
+    that a child row in one file always has its parent in another).
 
     An hour without rows has no object: an existing one is deleted (when the bucket policy does
     not allow deleting, the old object stays and the result carries a warning). If anything
@@ -62,14 +65,15 @@ def rewrite_hour(
     def put_args() -> dict[str, Any]:
         # A multipart upload is created before the hour has been read through: its metadata then
         # comes from a count of the hour, checked against the stream once it is complete.
-        rows, newest = (stream.rows, stream.newest) if stream.done else source.hour_stats(dp, start)
+        rows, newest = (stream.rows, stream.newest) if stream.done else source.hour_stats(dp, start, created_before)
         return destination.put_args(object_metadata(dp, start, rows, newest, run_id))
 
     sink = S3MultipartWriter(s3, destination.bucket, key, put_args)
     writer: pq.ParquetWriter | None = None
     warning = None
     # PostgreSQL rows cost CPU to convert: two readers keep both cores busy.
-    readers = source.read_hour(dp, start, slices=READERS if source.is_postgresql else 1)
+    readers = source.read_hour(dp, start, slices=READERS if source.is_postgresql else 1,
+                               created_before=created_before)
     try:
         for batch in _prefetched(readers):
             if batch.num_rows == 0:

@@ -32,6 +32,9 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_SYNC_INTERVAL_SECONDS = 300
 DEFAULT_SYNC_OVERLAP_SECONDS = 600
 DEFAULT_HISTORY_DAYS = 7
+DEFAULT_SYNC_RUN_TIMEOUT_SECONDS = 900
+DEFAULT_RECONCILE_INTERVAL_MINUTES = 60
+DEFAULT_RECONCILE_WINDOW_HOURS = 7 * 24
 
 
 class SettingsError(ValueError):
@@ -94,6 +97,9 @@ class Settings:
     start: datetime = field(default_factory=lambda: default_start(datetime.now(timezone.utc)))
     sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL_SECONDS
     sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
+    sync_run_timeout_seconds: int = DEFAULT_SYNC_RUN_TIMEOUT_SECONDS
+    reconcile_interval_minutes: int = DEFAULT_RECONCILE_INTERVAL_MINUTES
+    reconcile_window_hours: int = DEFAULT_RECONCILE_WINDOW_HOURS
     dbt: DbtSettings = field(default_factory=DbtSettings)
 
     @classmethod
@@ -136,6 +142,15 @@ class Settings:
             sync_overlap_seconds=checked(
                 _positive_int, env, "NOTIF_EXPORT_SYNC_OVERLAP_SECONDS", DEFAULT_SYNC_OVERLAP_SECONDS
             ),
+            sync_run_timeout_seconds=checked(
+                _positive_int, env, "NOTIF_EXPORT_SYNC_RUN_TIMEOUT_SECONDS", DEFAULT_SYNC_RUN_TIMEOUT_SECONDS
+            ),
+            reconcile_interval_minutes=checked(validate_reconcile_interval, checked(
+                _positive_int, env, "NOTIF_EXPORT_RECONCILE_INTERVAL_MINUTES", DEFAULT_RECONCILE_INTERVAL_MINUTES,
+                "minutes")),
+            reconcile_window_hours=checked(
+                _positive_int, env, "NOTIF_EXPORT_RECONCILE_WINDOW_HOURS", DEFAULT_RECONCILE_WINDOW_HOURS, "hours"
+            ),
             dbt=dbt,
         )
         if problems:
@@ -150,6 +165,11 @@ class Settings:
     @property
     def start_key(self) -> str:
         return self.start.strftime(HOUR_KEY_FORMAT)
+
+    @property
+    def reconcile_cron(self) -> str:
+        minutes = self.reconcile_interval_minutes
+        return f"*/{minutes} * * * *" if minutes < 60 else f"0 */{minutes // 60} * * *"
 
 
 def _model(model: type[BaseModel], values: dict[str, Any], problems: list[str]) -> Any:
@@ -236,7 +256,7 @@ def validate_data_points(value: str | list[str] | tuple[str, ...]) -> tuple[str,
     return tuple(dict.fromkeys(names))
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, unit: str = "seconds") -> int:
     raw = env.get(name, "")
     if not raw:
         return default
@@ -245,8 +265,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise SettingsError(f"{name}={raw!r} must be a whole number of seconds, at least 1")
+        raise SettingsError(f"{name}={raw!r} must be a whole number of {unit}, at least 1")
     return value
+
+
+def validate_reconcile_interval(minutes: int | None) -> int | None:
+    """An interval a cron schedule can keep: a divisor of an hour, or whole hours dividing a day."""
+    if minutes is None or (minutes < 60 and 60 % minutes == 0) or (minutes % 60 == 0 and 1440 % minutes == 0):
+        return minutes
+    raise SettingsError(f"NOTIF_EXPORT_RECONCILE_INTERVAL_MINUTES={minutes} is not an interval a schedule can keep; "
+                        "use a divisor of 60 (5, 10, 15, 30) or whole hours dividing a day (60, 120, 180, ..., 1440)")
 
 
 def default_start(now: datetime) -> datetime:

@@ -75,14 +75,14 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-def conform(columns: Mapping[str, Sequence | pa.Array], dp: DataPoint) -> pa.RecordBatch:
+def conform(columns: Mapping[str, Sequence | pa.Array], schema: pa.Schema) -> pa.RecordBatch:
     """Build a record batch in the contract's types from column values read from the source.
 
     Nested columns arrive as JSON text (ADBC) or already decoded (SQLAlchemy); naive timestamps
     (SQLite) are UTC.
     """
     arrays = []
-    for field in dp.schema:
+    for field in schema:
         values = columns[field.name]
         if pa.types.is_nested(field.type):
             if isinstance(values, pa.Array):
@@ -92,7 +92,7 @@ def conform(columns: Mapping[str, Sequence | pa.Array], dp: DataPoint) -> pa.Rec
             arrays.append(values.cast(field.type))
         else:
             arrays.append(pa.array(values, type=field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=dp.schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class SourceDatabase:
@@ -150,38 +150,47 @@ class SourceDatabase:
                 "run `notif-export source init` (or point NOTIF_EXPORT_SOURCE_URL at the log database)."
             )
 
-    def read_hour(self, dp: DataPoint, hour: datetime, slices: int = 1) -> list[Iterator[pa.RecordBatch]]:
-        """Every row created in the hour starting at `hour`, latest state, as contract batches.
+    def read_hour(self, dp: DataPoint, hour: datetime, slices: int = 1,
+                  created_before: datetime | None = None) -> list[Iterator[pa.RecordBatch]]:
+        """Every row created in the hour starting at `hour` (and before `created_before`, the
+        cutoff of the sync tick or backfill that reads it), latest state, as contract batches.
 
         The hour is cut into `slices` consecutive time ranges, one reader each, so that they can
         be read in parallel (converting PostgreSQL's rows is CPU-bound); their rows in order
         make the hour.
         """
         start, end = hour_bounds(hour)
+        end = max(start, min(end, created_before)) if created_before else end
         step = (end - start) / slices
         bounds = [(start + step * i, start + step * (i + 1) if i < slices - 1 else end) for i in range(slices)]
         return [self.read_range(dp, lo, hi) for lo, hi in bounds]
 
-    def read_range(self, dp: DataPoint, start: datetime, end: datetime) -> Iterator[pa.RecordBatch]:
+    def read_range(self, dp: DataPoint, start: datetime, end: datetime,
+                   columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The rows created in [start, end), all the contract's columns or only `columns`."""
+        schema = pa.schema([dp.schema.field(c) for c in columns]) if columns else dp.schema
+        if start >= end:
+            return iter(())
         if self.is_postgresql:
-            return self._read_range_adbc(dp, start, end)
-        return self._read_range_sqlalchemy(dp, start, end)
+            return self._read_range_adbc(dp, schema, start, end)
+        return self._read_range_sqlalchemy(dp, schema, start, end)
 
-    def _read_range_sqlalchemy(self, dp: DataPoint, start: datetime, end: datetime, batch_rows: int = BATCH_ROWS):
+    def _read_range_sqlalchemy(self, dp: DataPoint, schema: pa.Schema, start: datetime, end: datetime,
+                               batch_rows: int = BATCH_ROWS):
         table = TABLES[dp.name]
-        query = sa.select(*(table.c[name] for name in dp.columns)).where(
+        query = sa.select(*(table.c[name] for name in schema.names)).where(
             table.c.created_at >= self._param(start), table.c.created_at < self._param(end)
         )
         with self.connect() as conn:
             result = conn.execution_options(yield_per=batch_rows).execute(query)
             for rows in result.partitions():
-                yield conform(dict(zip(dp.columns, zip(*rows))), dp)
+                yield conform(dict(zip(schema.names, zip(*rows))), schema)
 
-    def _read_range_adbc(self, dp: DataPoint, start: datetime, end: datetime):
+    def _read_range_adbc(self, dp: DataPoint, schema: pa.Schema, start: datetime, end: datetime):
         import adbc_driver_postgresql.dbapi
 
         select = ", ".join(
-            f'"{f.name}"::text' if pa.types.is_nested(f.type) else f'"{f.name}"' for f in dp.schema
+            f'"{f.name}"::text' if pa.types.is_nested(f.type) else f'"{f.name}"' for f in schema
         )
         # The bounds are datetimes we formatted ourselves, never user input.
         query = (
@@ -203,7 +212,7 @@ class SourceDatabase:
             cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(8 << 20)})
             cur.execute(query)
             for batch in cur.fetch_record_batch():
-                yield conform({name: batch.column(name) for name in dp.columns}, dp)
+                yield conform({name: batch.column(name) for name in schema.names}, schema)
 
     def _param(self, value: datetime) -> datetime:
         # SQLite stores naive UTC timestamps; compare like with like so the index is used.
@@ -215,10 +224,12 @@ class SourceDatabase:
             value = conn.execute(sa.select(sa.func.max(table.c.updated_at))).scalar()
         return _parse_ts(value)
 
-    def hour_stats(self, dp: DataPoint, hour: datetime) -> tuple[int, datetime | None]:
-        """Row count and newest updated_at of the rows created in the hour."""
+    def hour_stats(self, dp: DataPoint, hour: datetime, created_before: datetime | None = None
+                   ) -> tuple[int, datetime | None]:
+        """Row count and newest updated_at of the rows created in the hour (before the cutoff)."""
         table = TABLES[dp.name]
         start, end = hour_bounds(hour)
+        end = min(end, created_before) if created_before else end
         query = sa.select(sa.func.count(), sa.func.max(table.c.updated_at)).where(
             table.c.created_at >= self._param(start), table.c.created_at < self._param(end)
         )

@@ -53,8 +53,13 @@ class DataPointState:
     position: str | None = None                                   # ISO updated_at, or None: from the start
     window: dict[str, list[int]] = field(default_factory=dict)    # hour -> [rows, sum of updated_at µs]
     pending: dict[str, list[str]] = field(default_factory=dict)   # run key -> hours it rewrites
+    requested_at: dict[str, str] = field(default_factory=dict)    # run key -> when it was requested
     enabled_since: str | None = None
     disabled_since: str | None = None
+
+    def await_run(self, run_key: str, hours: list[str], now: datetime) -> None:
+        self.pending[run_key] = hours
+        self.requested_at[run_key] = _iso(now)
 
 
 @dataclass
@@ -123,35 +128,49 @@ def dirty_hours(
     enabled: bool,
     first_hour: str,
     now: datetime,
+    run_timeout: timedelta = timedelta(minutes=15),
 ) -> DirtyHours:
     """One tick for one data point.
 
-    `state` is None the first time the data point is seen; `scan` comes from `scan_updates`. `run_outcomes` maps the state's pending run keys to "success", "failure" or
-    "pending". Hours before `first_hour` (the first partition) are outside the export.
+    `state` is None the first time the data point is seen; `scan` comes from `scan_updates`.
+    `run_outcomes` maps the state's pending run keys to "success", "failure", "pending" or
+    "missing" (not in the instance: a missing run is requested again after `run_timeout`).
+    Hours before `first_hour` (the first partition) are outside the export.
+
+    `now` is the tick's cutoff: rows updated after it are left to the next tick, and the runs
+    export only rows created before it (`rewrite_hour(created_before=...)`), the same for every
+    data point, so a child row in the bucket always has its parent there too.
     """
     if not enabled:
         state = state or DataPointState()
         if state.disabled_since is None:
-            state.disabled_since, state.pending = _iso(now), {}
+            state.disabled_since, state.pending, state.requested_at = _iso(now), {}, {}
         return DirtyHours([], {}, state)
+    rows = [(created, updated) for created, updated in scan.rows if updated <= now]
     if is_new(state):
-        newest = max((u for _, u in scan.rows), default=None)
+        newest = max((u for _, u in rows), default=None)
         fresh = DataPointState(position=_iso(newest), enabled_since=_iso(now))
-        fresh.window = fingerprints(scan.rows, newest - overlap if newest else None, newest)
+        fresh.window = fingerprints(rows, newest - overlap if newest else None, newest)
         return DirtyHours([], {}, fresh)
 
     reasons: dict[str, str] = {}
     if state.disabled_since is not None:
         state.disabled_since, state.enabled_since = None, _iso(now)
     for run_key, outcome in list(run_outcomes.items()):
-        if outcome == "pending":
+        requested = _dt(state.requested_at.get(run_key))
+        if outcome == "missing" and requested is not None and now - requested > run_timeout:
+            outcome = "lost"
+        if outcome in ("pending", "missing"):
             continue
         hours = state.pending.pop(run_key, [])
+        state.requested_at.pop(run_key, None)
         if outcome == "failure":
             reasons.update({h: f"retry: run {run_key} did not succeed" for h in hours})
+        elif outcome == "lost":
+            reasons.update({h: f"retry: run {run_key} never appeared in the instance within "
+                               f"{int(run_timeout.total_seconds())}s of its request" for h in hours})
 
     position = _dt(state.position)
-    rows = scan.rows
     for created, updated in rows:
         if position is None or updated > position:
             reasons.setdefault(hour_key(created), "rows updated since the last sync")

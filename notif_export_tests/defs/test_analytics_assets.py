@@ -152,11 +152,17 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
             steps.c.status == "info").limit(1)).one()
         conn.execute(steps.update().where(steps.c.execution_id == step.execution_id, steps.c.node_id == step.node_id)
                      .values(status="error", message="vendor timeout", updated_at=source._param(later)))
+        # A person's right to erasure: their messages of one hour are deleted from the source.
+        erased = conn.execute(sa.select(messages.c.message_id).where(
+            messages.c.created_at >= source._param(HOURS[2]), messages.c.message_id.is_not(None),
+            messages.c.created_at < source._param(HOURS[3])).limit(2)).scalars().all()
+        conn.execute(messages.delete().where(messages.c.message_id.in_(erased)))
         conn.commit()
         changed = {dp: sorted({created.replace(minute=0, second=0, microsecond=0, tzinfo=timezone.utc)
                                for created in conn.execute(sa.select(TABLES[dp].c.created_at).where(
                                    TABLES[dp].c.updated_at == source._param(later))).scalars()})
                    for dp in ("messages", "workflow_executions")}
+        changed["messages"] = sorted(set(changed["messages"]) | {HOURS[2]})
     defs = build_definitions(env)
     for data_point, hours in changed.items():
         sync = defs.resolve_job_def("sync_dirty_hours").execute_in_process(
@@ -176,7 +182,11 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     assert all(any(e.endswith(r) for e in expected) for r in rewritten)
 
     assert build_models(env).success
-    assert_models_equal_source(home / "analytics.duckdb", source)
+    assert_models_equal_source(home / "analytics.duckdb", source)  # the erased messages are gone too
+    with duckdb.connect(str(home / "analytics.duckdb"), read_only=True) as con:
+        for table in ("int_messages__latest", "messages"):  # message_trace: compared with a full build below
+            assert con.execute(f"SELECT count(*) FROM main.{table} WHERE message_id IN (SELECT unnest(?))",
+                               [erased]).fetchone()[0] == 0, table
 
     # A full rebuild from the files (through the CLI) gives exactly the same tables.
     full_home = tmp_path / "full"

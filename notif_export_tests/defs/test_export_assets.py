@@ -1,6 +1,6 @@
 """The export assets through real Dagster runs, the real local S3 server and both databases."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
@@ -13,7 +13,7 @@ from notif_export.defs.shared.resources import DestinationResource
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.duckdb_s3 import httpfs_extension_file
 from notif_export.lib.destination import Destination
-from notif_export.dev.simulator import Simulator
+from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import (NOW, export_env, file_rows, list_keys, materialize, read_object, sorted_rows,
                                         source_rows)
@@ -67,6 +67,11 @@ def test_hours_in_the_bucket_equal_the_source(traffic, source_url, bucket, aws_e
     # Each hour's materialization carries its metadata.
     events = result.get_asset_materialization_events()
     assert len(events) == len(DATA_POINTS) * len(HOURS)
+    for event in events:  # each hour's own figures, not the range's totals
+        hour = datetime.strptime(event.partition, "%Y-%m-%d-%H:00").replace(tzinfo=timezone.utc)
+        rows = source_rows(traffic, event.asset_key.to_user_string(), hour)
+        assert event.materialization.metadata["rows"].value == len(rows)
+        assert event.materialization.metadata["s3_uri"].value == dest.uri(dest.object_key(event.asset_key.path[-1], hour))
 
 
 def test_single_hour_metadata(traffic, source_url, bucket, aws_env):
@@ -143,3 +148,27 @@ def test_unreachable_s3_fails_and_leaves_the_database_alone(traffic, source_url,
     assert aws_env["AWS_SECRET_ACCESS_KEY"] not in events
     with traffic.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(TABLES["messages"])).scalar() > 0
+
+
+def test_a_run_of_several_data_points_exports_them_as_of_one_cutoff(source, source_url, bucket, aws_env, s3):
+    """Rows created after the run began wait for the next run, in every data point alike: a
+    child in the bucket always has its parent there."""
+    now = datetime.now(timezone.utc)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    sim = Simulator(source, seed=13, mix=TrafficMix(requests_per_hour=20_000))
+    late = now + timedelta(minutes=10)  # created "after the cutoff": still to come when the run starts
+    sim.write(sim.traffic(max(hour, now - timedelta(minutes=5)), late, late))
+    before = datetime.now(timezone.utc)
+    assert materialize(export_env(source_url, bucket, aws_env), [hour]).success
+    after = datetime.now(timezone.utc)
+    dest = Destination(bucket=bucket)
+    files = {dp: file_rows(read_object(s3, bucket, dest.object_key(dp, hour)), dp) for dp in DATA_POINTS}
+    for dp, rows in files.items():
+        expected = [r for r in source_rows(source, dp, hour) if r["created_at"] < before]
+        assert [r for r in rows if r["created_at"] < before] == expected and expected, dp
+        assert all(r["created_at"] < after for r in rows), dp
+        assert len(source_rows(source, dp, hour)) > len(rows), dp  # the later rows are left out
+    requests = {r["idempotency_key"] for r in files["requests"]}
+    executions = {r["execution_id"] for r in files["workflow_executions"]}
+    assert {r["idempotency_key"] for r in files["messages"]} <= requests
+    assert {r["wf_execution_id"] for r in files["messages"] if r["wf_execution_id"]} <= executions

@@ -10,7 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
 
+from notif_export.defs.shared.runs import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
 from notif_export.lib.hours import hour_key
 from notif_export.lib.destination import Destination
 from notif_export.dev.simulator import Simulator, TrafficMix
@@ -89,3 +93,85 @@ def test_daemon_syncs_changes_made_while_it_was_stopped(tmp_path, s3, bucket, aw
         assert file_rows(read_object(s3, bucket, dest.object_key("messages", hour)), "messages") == \
             source_rows(db, "messages", hour)
     db.dispose()
+
+
+def orphans(s3, bucket: str, db: SourceDatabase, finished_runs: set[str]) -> dict[str, int]:
+    """Rows in the files that runs of finished ticks wrote whose parent is not in the bucket
+    although the parent's hour was exported: executions and messages without their request,
+    messages without their execution. Files of runs whose tick is still running are skipped."""
+    dest = Destination(bucket=bucket)
+    keys = list_keys(s3, bucket)
+    tables = {}
+    for key in keys:
+        obj = s3.get_object(Bucket=bucket, Key=key)
+        table = pq.read_table(pa.BufferReader(obj["Body"].read()))
+        tables[key] = (table, obj["Metadata"].get("dagster-run-id") in finished_runs)
+
+    def values(dp: str, name: str, written_by_finished_tick: bool = False) -> set:
+        return {v for key, (t, finished) in tables.items() if key.endswith(f"/{dp}.parquet")
+                and (finished or not written_by_finished_tick) for v in t.column(name).to_pylist() if v is not None}
+
+    def parent_hour_exported(table: str, key_column: str, key: str) -> bool:
+        with db.connect() as conn:
+            created = conn.execute(sa.text(f"SELECT min(created_at) FROM {table} WHERE {key_column} = :k"),
+                                   {"k": key}).scalar()
+        return created is not None and dest.object_key(table, created) in tables
+
+    found = {}
+    for child, parent, child_column, parent_column in [
+            ("workflow_executions", "requests", "idempotency_key", "idempotency_key"),
+            ("messages", "requests", "idempotency_key", "idempotency_key"),
+            ("messages", "workflow_executions", "wf_execution_id", "execution_id")]:
+        missing = values(child, child_column, written_by_finished_tick=True) - values(parent, parent_column)
+        found[f"{child} without their {parent}"] = sum(parent_hour_exported(parent, parent_column, k) for k in missing)
+    found["child rows checked"] = len(values("messages", "message_id", written_by_finished_tick=True))
+    return found
+
+
+def test_no_orphans_in_the_hours_the_sync_wrote_under_live_traffic(tmp_path, pg_url, s3, bucket, aws_env):
+    """One cut per tick: every run of a tick exports the source as of the same moment, so a
+    child row written by a tick always has its parent in the bucket, whatever the traffic. Measured
+    while the traffic flows, after each of several ticks of the real daemon."""
+    db = SourceDatabase(pg_url)
+    db.init_schema()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, **aws_env, "DAGSTER_HOME": str(home), "NOTIF_EXPORT_HOME": str(tmp_path),
+           "NOTIF_EXPORT_SOURCE_URL": pg_url, "NOTIF_EXPORT_BUCKET": bucket,
+           "NOTIF_EXPORT_SYNC_INTERVAL_SECONDS": "5"}
+    with open(tmp_path / "simulator.log", "ab") as out:
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "notif_export.cli", "simulate", "--live", "--seed", "9", "--rate", "7200",
+             "--tick", "0.5", "--history", "1"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(env, log)
+
+    def finished_ticks() -> dict[str, set[str]]:
+        """Ticks whose runs all succeeded: their run ids."""
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(filters=dg.RunsFilter(job_name="sync_dirty_hours"))
+        ticks: dict[str, list] = {}
+        for run in runs:
+            ticks.setdefault(run.tags[SYNC_TICK_TAG], []).append(run)
+        return {t: {r.run_id for r in rs} for t, rs in ticks.items()
+                if len(rs) == int(rs[0].tags[SYNC_TICK_RUNS_TAG]) and all(r.status == dg.DagsterRunStatus.SUCCESS for r in rs)}
+
+    measured: list[dict[str, int]] = []
+    try:
+        seen: set[str] = set()
+        while len(measured) < 3:
+            ticks = wait_for(lambda: (t := finished_ticks()) and set(t) - seen and t, 180,
+                             "a new sync tick whose runs all succeeded", log, daemon)
+            seen |= set(ticks)
+            measured.append(orphans(s3, bucket, db, set().union(*ticks.values())))
+    finally:
+        stop_daemon(daemon)
+        os.killpg(simulator.pid, signal.SIGTERM)
+        simulator.wait(30)
+        db.dispose()
+    assert measured[-1]["child rows checked"] > 0
+    for found in measured:
+        found.pop("child rows checked")
+        assert found == {"workflow_executions without their requests": 0, "messages without their requests": 0,
+                         "messages without their workflow_executions": 0}

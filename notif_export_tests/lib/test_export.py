@@ -96,7 +96,7 @@ def test_a_multipart_hour_carries_exact_metadata(source, s3, bucket, monkeypatch
     Simulator(source, seed=17, mix=TrafficMix(requests_per_hour=12000)).history(1, NOW.replace(minute=0))
     hour = (NOW - timedelta(hours=1)).replace(minute=0)
     real = source.hour_stats
-    monkeypatch.setattr(source, "hour_stats", lambda dp, h: (real(dp, h)[0] - 5, real(dp, h)[1]))
+    monkeypatch.setattr(source, "hour_stats", lambda dp, h, *cutoff: (real(dp, h, *cutoff)[0] - 5, real(dp, h, *cutoff)[1]))
     dest = Destination(bucket=bucket, storage_class="STANDARD_IA")
     result = rewrite_hour(source, s3, dest, MESSAGES, hour, run_id="run-42")
     head = s3.head_object(Bucket=bucket, Key=dest.object_key("messages", hour))

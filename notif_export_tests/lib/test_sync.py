@@ -23,7 +23,7 @@ def scan_from(state: DataPointState | None, rows):
     return Scan(floor, [(c, u) for c, u in rows if floor is None or u > floor])
 
 
-def tick(state, rows, outcomes=None, enabled=True, now=T0):
+def tick(state, rows, outcomes=None, enabled=True, now=at(5)):
     return dirty_hours(state, scan_from(state, rows), outcomes or {}, W, enabled, FIRST, now)
 
 
@@ -101,3 +101,24 @@ def test_state_round_trips_through_the_cursor():
     state = SyncState({"messages": DataPointState(position=at(0).isoformat(), window={"2026-11-20-11:00": [1, 2]},
                                                   pending={"k": ["2026-11-20-11:00"]}, enabled_since=at(-1).isoformat())})
     assert SyncState.from_json(state.to_json()) == state
+
+
+def test_rows_updated_after_the_cutoff_wait_for_the_next_tick():
+    rows = [(at(-60), at(-5))]
+    state = tick(None, rows).state
+    rows += [(at(-120), at(3)), (at(-180), at(9))]   # the second one is committed after the tick's cutoff
+    plan = tick(state, rows, now=at(6))
+    assert plan.hours == ["2026-11-20-10:00"] and plan.state.position == at(3).isoformat()
+    assert tick(plan.state, rows, now=at(10)).hours == ["2026-11-20-09:00"]
+
+
+def test_a_run_that_never_appears_is_requested_again_after_the_timeout():
+    rows = [(at(-60), at(-5))]
+    state = tick(None, rows).state
+    state.await_run("gone", ["2026-11-20-08:00"], at(0))
+    timeout = timedelta(minutes=15)
+    waiting = dirty_hours(state, scan_from(state, rows), {"gone": "missing"}, W, True, FIRST, at(10), timeout)
+    assert waiting.hours == [] and "gone" in waiting.state.pending
+    retried = dirty_hours(state, scan_from(state, rows), {"gone": "missing"}, W, True, FIRST, at(16), timeout)
+    assert retried.hours == ["2026-11-20-08:00"] and "never appeared" in retried.reasons["2026-11-20-08:00"]
+    assert "gone" not in retried.state.pending

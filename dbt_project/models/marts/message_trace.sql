@@ -3,7 +3,8 @@
 {{ config(materialized=('incremental' if target.type == 'duckdb' else 'table'),
           unique_key='message_key',
           incremental_strategy='delete+insert',
-          on_schema_change='append_new_columns') }}
+          on_schema_change='append_new_columns',
+          post_hook="{{ notif_export.delete_messages_gone() }}") }}
 -- End to end, one row per message: its request's status and its workflow execution's outcome.
 -- Incremental builds recompute the messages whose own, request's or execution's rows changed.
 {%- set newest_source = 'greatest(messages._file_modified_at, requests._file_modified_at, executions._file_modified_at)' %}

@@ -26,6 +26,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[models],
         jobs=[build_analytics],
-        sensors=[build_analytics_sensor(build_analytics, interval_seconds=60)],
+        sensors=[build_analytics_sensor(build_analytics, interval_seconds=60, data_points=settings.data_points)],
         resources={"analytics": analytics},
     )

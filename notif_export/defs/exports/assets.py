@@ -3,7 +3,7 @@
 import dagster as dg
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
-from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours
+from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours, run_cutoff
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 
 EXPORT_GROUP = "exports"
@@ -24,22 +24,14 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
     def export_asset(
         context: dg.AssetExecutionContext, source: SourceResource, destination: DestinationResource
     ) -> dg.MaterializeResult:
-        hours = [partitions_def.time_window_for_partition_key(key).start for key in context.partition_keys]
-        results = rewrite_hours(context.log, dp, hours, source, destination, context.run.run_id)
-        if len(results) == 1:
-            return dg.MaterializeResult(metadata=hour_metadata(results[0]))
-        return dg.MaterializeResult(
-            metadata={
-                "hours": dg.MetadataValue.int(len(results)),
-                "rows": dg.MetadataValue.int(sum(r.rows for r in results)),
-                "bytes": dg.MetadataValue.int(sum(r.bytes for r in results)),
-                "files": dg.MetadataValue.md(
-                    "| hour | rows | bytes | file |\n|---|---|---|---|\n"
-                    + "\n".join(f"| {r.hour:%Y-%m-%d %H}:00 | {r.rows} | {r.bytes} | {r.uri if r.written else '(none)'} |"
-                                for r in results)
-                ),
-            }
-        )
+        keys = context.partition_keys
+        hours = [partitions_def.time_window_for_partition_key(key).start for key in keys]
+        results = rewrite_hours(context, dp, hours, source, destination, run_cutoff(context))
+        for key, result in zip(keys, results):
+            # Each hour's partition records its own figures, also in a run over many hours;
+            # an hour without rows is recorded too (rows 0, no file): exported, not missing.
+            context.add_asset_metadata(hour_metadata(result), partition_key=key)
+        return dg.MaterializeResult()
 
     return export_asset
 

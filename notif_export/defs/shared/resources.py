@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
+from dagster_duckdb import DuckDBResource
 from sqlalchemy.engine import make_url
 
 from notif_export.lib.bucket_access import SECRET_VARIABLES, BucketAccess
@@ -68,4 +69,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "source": SourceResource(url=dg.EnvVar("NOTIF_EXPORT_SOURCE_URL") if has_password else settings.source_url),
         "destination": DestinationResource(connection=S3ConnectionResource(**access),
                                            **settings.destination.model_dump()),
+        # DuckDB reads the bucket for the reconciliation (an in-memory database per use).
+        "duckdb": DuckDBResource(database=":memory:"),
     }

@@ -4,11 +4,12 @@ sync run (scattered hours): rewrite each hour's file and describe it for Dagster
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 
 import dagster as dg
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
+from notif_export.defs.shared.runs import BACKFILL_TAG
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.export import HourExport, rewrite_hour
 
@@ -24,15 +25,28 @@ def hour_metadata(result: HourExport) -> dict[str, dg.MetadataValue]:
     }
 
 
+def run_cutoff(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> datetime:
+    """The moment a run exports the source as of: its backfill's creation (so the runs of one
+    backfill of several data points share it), else the run's own creation."""
+    backfill_id = context.run.tags.get(BACKFILL_TAG)
+    backfill = context.instance.get_backfill(backfill_id) if backfill_id else None
+    if backfill is not None:
+        return datetime.fromtimestamp(backfill.backfill_timestamp, tz=timezone.utc)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    return record.create_timestamp if record else datetime.now(timezone.utc)
+
+
 def rewrite_hours(
-    log: dg.DagsterLogManager,
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
     dp: DataPoint,
     hours: Iterable[datetime],
     source: SourceResource,
     destination: DestinationResource,
-    run_id: str,
+    created_before: datetime,
 ) -> list[HourExport]:
-    """Rewrite each hour's file in turn, sharing one database and one S3 client."""
+    """Rewrite each hour's file in turn (rows created before the cutoff), sharing one database
+    and one S3 client."""
+    log, run_id = context.log, context.run.run_id
     db = source.open()
     db.check_schema()
     s3 = destination.connection.get_client()
@@ -40,7 +54,7 @@ def rewrite_hours(
     results = []
     try:
         for hour in hours:
-            result = rewrite_hour(db, s3, target, dp, hour, run_id=run_id)
+            result = rewrite_hour(db, s3, target, dp, hour, run_id=run_id, created_before=created_before)
             log.info(
                 f"{dp.name} {hour:%Y-%m-%d %H}:00: "
                 + (f"{result.rows} rows, {result.bytes} bytes -> {result.uri}" if result.written

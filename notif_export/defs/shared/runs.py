@@ -6,6 +6,7 @@ import dagster as dg
 from notif_export.lib import run_status
 
 SYNC_JOB_NAME = "sync_dirty_hours"
+RECONCILE_CHECK_NAME = "bucket_matches_source"
 SYNC_RUN_TAG = "notif_export/sync_run"
 # Every run a tick requests carries the tick and how many runs it requested, so the analytics
 # sensor can tell when all of a tick's runs have finished.
@@ -13,6 +14,7 @@ SYNC_TICK_TAG = "notif_export/sync_tick"
 SYNC_TICK_RUNS_TAG = "notif_export/sync_tick_runs"
 DATA_POINT_TAG = "notif_export/data_point"
 HOURS_TAG = "notif_export/hours"
+BACKFILL_TAG = "dagster/backfill"  # set by Dagster on every run of a backfill: its id
 
 FAILED = [dg.DagsterRunStatus(name) for name in run_status.FAILED]
 UNFINISHED = [dg.DagsterRunStatus(name) for name in run_status.UNFINISHED]

@@ -1,10 +1,12 @@
 """The sync's run: rewrite a list of hours (scattered, not a range) of one data point."""
 
+from datetime import datetime
+
 import dagster as dg
 from pydantic import field_validator
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
-from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours
+from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours, run_cutoff
 from notif_export.defs.shared.runs import SYNC_JOB_NAME
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import parse_hour
@@ -14,6 +16,8 @@ from notif_export.lib.settings import validate_data_points
 class RewriteHoursConfig(dg.Config):
     data_point: str
     hours: list[str]  # partition keys, e.g. "2025-01-15-14:00"
+    # The tick's cutoff (ISO): rows created later are left to the next tick. Empty: the run's own.
+    created_before: str = ""
 
     @field_validator("data_point")
     @classmethod
@@ -31,7 +35,8 @@ def rewrite_dirty_hours(
 ) -> None:
     dp = DATA_POINTS[config.data_point]
     hours = [parse_hour(h, "hours") for h in config.hours]
-    for result, key in zip(rewrite_hours(context.log, dp, hours, source, destination, context.run.run_id), config.hours):
+    cutoff = datetime.fromisoformat(config.created_before) if config.created_before else run_cutoff(context)
+    for result, key in zip(rewrite_hours(context, dp, hours, source, destination, cutoff), config.hours):
         # A runtime materialization per hour: the asset's partition view shows exactly these
         # hours as rewritten, each with its own metadata.
         context.log_event(dg.AssetMaterialization(asset_key=dp.name, partition=key, metadata=hour_metadata(result)))

@@ -16,7 +16,7 @@ from notif_export.lib.sync import SyncState, dirty_hours, is_new, scan_updates
 def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
     runs = instance.get_runs(filters=dg.RunsFilter(tags={SYNC_RUN_TAG: run_key}), limit=1)
     if not runs:
-        return "pending"  # requested by the last tick, not launched yet
+        return "missing"  # requested, not launched yet (or lost: requested again after a timeout)
     if runs[0].status == dg.DagsterRunStatus.SUCCESS:
         return "success"
     return "failure" if runs[0].status in FAILED else "pending"
@@ -24,6 +24,7 @@ def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
 
 def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDefinition:
     overlap = timedelta(seconds=settings.sync_overlap_seconds)
+    run_timeout = timedelta(seconds=settings.sync_run_timeout_seconds)
 
     @dg.sensor(
         name="sync",
@@ -39,6 +40,7 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
     )
     def sync(context: dg.SensorEvaluationContext, source: SourceResource) -> dg.SensorResult:
         state = SyncState.from_json(context.cursor)
+        # The tick's cutoff: every run it requests exports the source as of this moment.
         now = datetime.now(timezone.utc)
         db = source.open()
         requests = []
@@ -48,14 +50,14 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
                 enabled = name in settings.data_points
                 scan = scan_updates(db, dp, current, overlap) if enabled else None
                 outcomes = {key: run_outcome(context.instance, key) for key in (current.pending if current else {})}
-                dirty = dirty_hours(current, scan, outcomes, overlap, enabled, settings.start_key, now)
+                dirty = dirty_hours(current, scan, outcomes, overlap, enabled, settings.start_key, now, run_timeout)
                 state.data_points[name] = dirty.state
                 if not dirty.hours:
                     if enabled and is_new(current):
                         context.log.info(f"{name}: starts syncing from {dirty.state.position or 'its first row'} (going forward only)")
                     continue
                 run_key = f"{name}-{uuid.uuid4().hex[:12]}"
-                dirty.state.pending[run_key] = dirty.hours
+                dirty.state.await_run(run_key, dirty.hours, now)
                 why: dict[str, list[str]] = {}
                 for hour, reason in dirty.reasons.items():
                     why.setdefault(reason, []).append(hour)
@@ -63,7 +65,8 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
                                  + "; ".join(f"{r}: {', '.join(h)}" for r, h in why.items()))
                 requests.append(dg.RunRequest(
                     run_key=run_key,
-                    run_config=dg.RunConfig(ops={"rewrite_dirty_hours": {"config": {"data_point": name, "hours": dirty.hours}}}),
+                    run_config=dg.RunConfig(ops={"rewrite_dirty_hours": {"config": {
+                        "data_point": name, "hours": dirty.hours, "created_before": now.isoformat()}}}),
                     tags={SYNC_RUN_TAG: run_key, DATA_POINT_TAG: name, HOURS_TAG: str(len(dirty.hours))},
                 ))
         finally:

@@ -5,7 +5,8 @@
     unique_key='idempotency_key',
     incremental_strategy=('delete+insert' if target.type == 'duckdb' else 'merge'),
     table_type=('iceberg' if target.type == 'athena' else 'hive'),
-    on_schema_change='append_new_columns'
+    on_schema_change='append_new_columns',
+    post_hook="{{ notif_export.delete_rows_gone_from_files() }}"
 ) }}
 -- depends_on: {{ ref('stg_requests') }}
 {{ notif_export.latest_per_key('(' ~ notif_export.export_rows('requests') ~ ') as exported', 'idempotency_key') }}
