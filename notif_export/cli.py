@@ -266,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     check_files.add_argument("--from", dest="start", metavar="HOUR",
                              help="first hour (default: the reconciliation window, 7 days)")
     check_files.add_argument("--to", dest="end", metavar="HOUR", help="last hour (default: the current one)")
-    check_files.add_argument("--data-point", action="append", choices=list(DATA_POINTS),
-                             help="one data point (repeatable; default: NOTIF_EXPORT_DATA_POINTS)")
+    check_files.add_argument("--data-point", action="extend", nargs="+", choices=list(DATA_POINTS), metavar="NAME",
+                             help="data points to check (default: NOTIF_EXPORT_DATA_POINTS)")
     check_files.add_argument("--repair", action="store_true", help="rewrite the drifted hours and verify again")
     check_files.set_defaults(func=cmd_verify)
 

@@ -2,7 +2,7 @@
 the source, repair injected drift (a row erased in the source, a file deleted by hand), record
 empty hours as exported, and a failed check holds back the analytics build."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
@@ -33,7 +33,9 @@ def export(env, instance, hours, data_points=("requests", "workflow_executions",
 
 
 def reconcile(env, instance) -> dict[str, dg.AssetCheckEvaluation]:
-    defs = build_definitions(env)
+    # The simulated clock (NOW) is fixed; the window reaches back from the real one to cover it.
+    window = int((datetime.now(timezone.utc) - NOW) / timedelta(hours=1)) + 48
+    defs = build_definitions({**env, "NOTIF_EXPORT_RECONCILE_WINDOW_HOURS": str(window)})
     result = defs.resolve_job_def("reconcile").execute_in_process(instance=instance)
     assert result.success
     return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
@@ -95,3 +97,16 @@ def test_a_failed_reconciliation_holds_back_the_analytics_build(source, env, ins
     report(passed=True)
     result, _ = analytics_tick(instance, env, cursor=None)
     assert len(result.run_requests) == 1
+
+
+def test_the_schedule_runs_the_reconcile_job_at_the_configured_interval(env, instance):
+    defs = build_definitions({**env, "NOTIF_EXPORT_RECONCILE_INTERVAL_MINUTES": "15"})
+    schedule = defs.resolve_schedule_def("reconcile_schedule")
+    assert (schedule.cron_schedule, schedule.job_name) == ("*/15 * * * *", "reconcile")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.build_schedule_context(instance=instance) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    checks = defs.resolve_job_def("reconcile").asset_layer.asset_graph.asset_check_keys
+    assert {key.name for key in checks} == {"bucket_matches_source"}
+    assert {key.asset_key.to_user_string() for key in checks} == {"requests", "workflow_executions", "messages"}
+    assert request.job_name in (None, "reconcile")
