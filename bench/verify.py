@@ -83,8 +83,7 @@ def floors(db: SourceDatabase, s3, dest: Destination, dp: DataPoint, start: date
     uris = ", ".join(f"'{u}'" for u in bucket_files(s3, dest, dp, start, end).values())
     with duckdb.connect() as con:
         connect_to_bucket(con, access)
-        for setting in ("parquet_metadata_cache = true", "enable_http_metadata_cache = true",
-                        "prefetch_all_parquet_files = true", "threads = 16"):
+        for setting in ("prefetch_all_parquet_files = true", "threads = 16"):
             con.execute(f"SET {setting}")
         file_seconds, _ = timed(lambda: con.execute(
             f"SELECT sum(hash({', '.join(columns)})::HUGEINT) FROM read_parquet([{uris}])").fetchone())

@@ -101,9 +101,8 @@ def verify(
         _key_schema(dp), source.read_range(dp, start, end, columns=_key_columns(dp))
     ))
     con.execute("SET TimeZone = 'UTC'")
-    # Each file's footer is read once, for its schema, its row count and its keys alike.
-    con.execute("SET parquet_metadata_cache = true")
-    con.execute("SET enable_http_metadata_cache = true")
+    # No metadata caches: a file rewritten within the same second as the cached copy (S3 times
+    # have whole seconds) would be read stale.
     # Hour files are small: fetching each whole beats one request per column chunk.
     con.execute("SET prefetch_all_parquet_files = true")
     con.execute("SET threads = 16")  # remote reads wait on the network, not on the 2 cores
@@ -130,11 +129,15 @@ def verify(
                 'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER}})""")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE file_keys (hour BIGINT, key UBIGINT, updated_us BIGINT)")
-    file_counts = dict(con.execute(
-        "SELECT f.hour, coalesce(m.rows, 0) FROM file_hours AS f LEFT JOIN "
-        "(SELECT file_name, num_rows AS rows FROM parquet_file_metadata([{}])) AS m "
-        "ON m.file_name = f.uri".format(", ".join(f"'{u}'" for u in files.values()))
-    ).fetchall()) if files else {}
+    # Rows per file: counted while reading the keys; footers only for files not read (bad schema).
+    file_counts = dict(con.execute("SELECT hour, count(*) FROM file_keys GROUP BY hour").fetchall())
+    unread = [uri for uri in files.values() if uri in bad_schema]
+    if unread:
+        file_counts.update(con.execute(
+            "SELECT f.hour, m.num_rows FROM file_hours AS f JOIN parquet_file_metadata([{}]) AS m ON m.file_name = f.uri"
+            .format(", ".join(f"'{u}'" for u in unread))).fetchall())
+    file_counts.update({_epoch_us(h) // _HOUR_US: 0 for h, uri in files.items()
+                        if _epoch_us(h) // _HOUR_US not in file_counts})
 
     # The cheap pass: per hour, count and checksum of key + updated_at on both sides.
     def per_hour(table: str) -> dict[int, tuple[int, int]]:
