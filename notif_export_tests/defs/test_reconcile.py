@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
+import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
@@ -41,6 +42,7 @@ def reconcile(env, instance) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.parametrize("source_url", ["postgresql"], indirect=True)  # verify itself is tested on both
 def test_reconciliation_repairs_drift_and_records_empty_hours(source, env, instance, s3, bucket, aws_env):
     export(env, instance, HOURS)
     dest = Destination(bucket=bucket)
@@ -80,6 +82,7 @@ def test_reconciliation_repairs_drift_and_records_empty_hours(source, env, insta
     assert hour_key(HOURS[0] - timedelta(hours=6)) not in materialized  # before the first export: history
 
 
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)  # no database question here
 def test_a_failed_reconciliation_holds_back_the_analytics_build(source, env, instance):
     defs = build_definitions(env)
     defs.resolve_job_def("sync_dirty_hours").execute_in_process(
@@ -99,6 +102,7 @@ def test_a_failed_reconciliation_holds_back_the_analytics_build(source, env, ins
     assert len(result.run_requests) == 1
 
 
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
 def test_the_schedule_runs_the_reconcile_job_at_the_configured_interval(env, instance):
     defs = build_definitions({**env, "NOTIF_EXPORT_RECONCILE_INTERVAL_MINUTES": "15"})
     schedule = defs.resolve_schedule_def("reconcile_schedule")
