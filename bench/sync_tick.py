@@ -12,7 +12,6 @@ freshness: the real Dagster daemon and the live simulator; rows are updated now 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import signal

@@ -4,7 +4,6 @@ object, the connection check job, an assumed role, and secrets kept out of every
 import json
 import urllib.request
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 import duckdb
