@@ -46,17 +46,17 @@ def connect_to_bucket(con: duckdb.DuckDBPyConnection, access: BucketAccess) -> d
     """Load httpfs into `con` and give it an S3 secret with the access's current credentials
     (refreshed for an assumed role); the secret lives only in this connection."""
     con.execute(f"LOAD '{httpfs_extension_file()}'")
-    options = {key: f"'{value}'" for key, value in s3_endpoint_options(access).items()}
-    options["use_ssl"] = options["use_ssl"].strip("'")
+    endpoint = s3_endpoint_options(access)
+    options = [f"REGION '{endpoint['region']}'", f"ENDPOINT '{endpoint['endpoint']}'",
+               f"URL_STYLE '{endpoint['url_style']}'", f"USE_SSL {endpoint['use_ssl']}"]
     credentials = access.session().get_credentials()
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
-        options.update(key_id=f"'{frozen.access_key}'", secret=f"'{frozen.secret_key}'")
+        options += [f"KEY_ID '{frozen.access_key}'", f"SECRET '{frozen.secret_key}'"]
         if frozen.token:
-            options["session_token"] = f"'{frozen.token}'"
+            options.append(f"SESSION_TOKEN '{frozen.token}'")
     try:
-        con.execute("CREATE OR REPLACE SECRET notif_export_bucket (TYPE s3, "
-                    + ", ".join(f"{key} {value}" for key, value in options.items()) + ")")
+        con.execute(f"CREATE OR REPLACE SECRET notif_export_bucket (TYPE s3, {', '.join(options)})")
     except duckdb.Error:  # the statement holds the keys: never let it reach a message
         raise RuntimeError("DuckDB could not take the bucket's credentials as an S3 secret") from None
     return con

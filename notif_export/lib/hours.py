@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"  # Dagster's hourly partition key format
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class HourError(ValueError):
@@ -25,6 +26,12 @@ def hour_bounds(hour: datetime) -> tuple[datetime, datetime]:
     """[start, end) of the hour `hour` falls in."""
     start = hour_start(hour)
     return start, start + timedelta(hours=1)
+
+
+def epoch_us(value: datetime) -> int:
+    """Microseconds since the Unix epoch (naive datetimes are UTC)."""
+    utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    return (utc - EPOCH) // timedelta(microseconds=1)
 
 
 def hour_key(value: datetime) -> str:

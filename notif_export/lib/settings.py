@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ValidationError
 
-from notif_export.lib import destination as destination_fields
 from notif_export.lib.bucket_access import SECRET_VARIABLES, BucketAccess, is_loopback
 from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.destination import VARIABLES as DESTINATION_VARIABLES
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import HOUR_KEY_FORMAT, HourError, parse_hour
 
@@ -130,7 +130,7 @@ class Settings:
         values = dict(
             home=home,
             source_url=env.get("NOTIF_EXPORT_SOURCE_URL") or f"sqlite:///{home / 'source.db'}",
-            destination=_model(Destination, {name: env[variable] for name, variable in destination_fields.VARIABLES.items()
+            destination=_model(Destination, {name: env[variable] for name, variable in DESTINATION_VARIABLES.items()
                                              if env.get(variable)}, problems),
             bucket_access=_model(BucketAccess, access, problems),
             data_points=checked(validate_data_points, env.get("NOTIF_EXPORT_DATA_POINTS") or ",".join(DATA_POINTS)),

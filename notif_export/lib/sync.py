@@ -27,18 +27,11 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from notif_export.lib.contract import DataPoint
-from notif_export.lib.hours import hour_key
+from notif_export.lib.hours import epoch_us, hour_key
 from notif_export.lib.source import SourceDatabase
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _us(value: datetime) -> int:
-    return (value - EPOCH) // timedelta(microseconds=1)
-
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
@@ -92,7 +85,7 @@ def fingerprints(rows: Iterable[tuple[datetime, datetime]], low: datetime | None
         if (low is None or updated > low) and (high is None or updated <= high):
             fp = out[hour_key(created)]
             fp[0] += 1
-            fp[1] += _us(updated)
+            fp[1] += epoch_us(updated)
     return dict(out)
 
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.destination import Destination
-from notif_export.lib.hours import hour_key, hour_start
+from notif_export.lib.hours import epoch_us, hour_key, hour_start
 from notif_export.lib.settings import Settings
 from notif_export.lib.source import SourceDatabase
 
@@ -101,24 +101,21 @@ def verify(
         _key_schema(dp), source.read_range(dp, start, end, columns=_key_columns(dp))
     ))
     con.execute("SET TimeZone = 'UTC'")
-    # No metadata caches: a file rewritten within the same second as the cached copy (S3 times
-    # have whole seconds) would be read stale.
-    # Hour files are small: fetching each whole beats one request per column chunk.
+    # Hour files are small: fetching each whole beats one request per column chunk. (No metadata
+    # caches: a file rewritten in the same second as the cached copy, S3 times having whole
+    # seconds, would be read stale.)
     con.execute("SET prefetch_all_parquet_files = true")
     con.execute("SET threads = 16")  # remote reads wait on the network, not on the 2 cores
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE source_keys AS
         SELECT epoch_us(created_at) // {_HOUR_US} AS hour, {key} AS key, epoch_us(updated_at) AS updated_us
         FROM source_reader""")
-    settled_us = _epoch_us(settled_before) if settled_before else None
     con.execute("CREATE OR REPLACE TEMP TABLE unsettled AS SELECT key FROM source_keys WHERE updated_us > ?",
-                [settled_us if settled_us is not None else 2**62])
+                [epoch_us(settled_before) if settled_before else 2**62])
 
     bad_schema = schema_problems(con, dp, list(files.values()))
-    readable = {h: uri for h, uri in files.items() if uri not in bad_schema}
-    con.execute("CREATE OR REPLACE TEMP TABLE file_hours (hour BIGINT, uri VARCHAR)")
-    if files:
-        con.executemany("INSERT INTO file_hours VALUES (?, ?)", [[_epoch_us(h) // _HOUR_US, u] for h, u in files.items()])
+    file_by_hour = {_hour_number(h): uri for h, uri in files.items()}
+    readable = {h: uri for h, uri in file_by_hour.items() if uri not in bad_schema}
     if readable:
         uris = ", ".join(f"'{u}'" for u in readable.values())
         con.execute(f"""
@@ -130,14 +127,12 @@ def verify(
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE file_keys (hour BIGINT, key UBIGINT, updated_us BIGINT)")
     # Rows per file: counted while reading the keys; footers only for files not read (bad schema).
-    file_counts = dict(con.execute("SELECT hour, count(*) FROM file_keys GROUP BY hour").fetchall())
-    unread = [uri for uri in files.values() if uri in bad_schema]
-    if unread:
-        file_counts.update(con.execute(
-            "SELECT f.hour, m.num_rows FROM file_hours AS f JOIN parquet_file_metadata([{}]) AS m ON m.file_name = f.uri"
-            .format(", ".join(f"'{u}'" for u in unread))).fetchall())
-    file_counts.update({_epoch_us(h) // _HOUR_US: 0 for h, uri in files.items()
-                        if _epoch_us(h) // _HOUR_US not in file_counts})
+    file_counts = {hour: 0 for hour in file_by_hour}
+    file_counts.update(con.execute("SELECT hour, count(*) FROM file_keys GROUP BY hour").fetchall())
+    if bad_schema:
+        hour_of_uri = {uri: hour for hour, uri in file_by_hour.items()}
+        file_counts.update((hour_of_uri[uri], rows) for uri, rows in con.execute(
+            f"SELECT file_name, num_rows FROM parquet_file_metadata([{', '.join(map(repr, bad_schema))}])").fetchall())
 
     # The cheap pass: per hour, count and checksum of key + updated_at on both sides.
     def per_hour(table: str) -> dict[int, tuple[int, int]]:
@@ -167,7 +162,6 @@ def verify(
                        AND key NOT IN (SELECT key FROM unsettled)) AS d USING (hour, key)
             GROUP BY 1""").fetchall()}
 
-    file_by_hour = {_epoch_us(h) // _HOUR_US: uri for h, uri in files.items()}
     for hour in sorted(differing | {h for h, u in file_by_hour.items() if u in bad_schema}
                        | {h for h in file_by_hour if not source_rows.get(h)}):
         missing, stale, extra = details.get(hour, (0, 0, 0))
@@ -179,7 +173,7 @@ def verify(
             file_rows=file_counts.get(hour) if uri else None,
             missing=missing, stale=stale, extra=extra, schema=bad_schema.get(uri, ""),
         ))
-    first, last = _epoch_us(start) // _HOUR_US, _epoch_us(end) // _HOUR_US
+    first, last = _hour_number(start), _hour_number(end)
     result.empty_hours = [_hour_of(h) for h in range(first, last) if h not in source_rows and h not in file_by_hour]
     con.unregister("source_reader")
     con.execute("DROP TABLE IF EXISTS source_keys; DROP TABLE IF EXISTS file_keys; DROP TABLE IF EXISTS unsettled")
@@ -263,8 +257,8 @@ def _key_expression(dp: DataPoint) -> str:
     return "hash(" + ", ".join(f"coalesce({c}, '')" for c in dp.unique_key) + ")"
 
 
-def _epoch_us(value: datetime) -> int:
-    return int(value.timestamp()) * 1_000_000 + value.microsecond
+def _hour_number(hour: datetime) -> int:
+    return epoch_us(hour) // _HOUR_US
 
 
 def _hour_of(hour_number: int) -> datetime:

@@ -8,10 +8,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
-from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours
+from notif_export.defs.shared.rewrite_hours import record_hour, rewrite_and_record_hours
 from notif_export.defs.shared.runs import RECONCILE_CHECK_NAME
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.duckdb_s3 import connect_to_bucket
+from notif_export.lib.export import HourExport
 from notif_export.lib.hours import hour_key, parse_hour
 from notif_export.lib.settings import Settings
 from notif_export.lib.verify import reconcile, recent_window, render, verify
@@ -42,9 +43,7 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
         op_context = context.op_execution_context
 
         def repair(hours: list[datetime]) -> None:
-            for hour, result in zip(hours, rewrite_hours(op_context, dp, hours, source, destination, now)):
-                op_context.log_event(dg.AssetMaterialization(asset_key=dp.name, partition=hour_key(hour),
-                                                             metadata=hour_metadata(result)))
+            rewrite_and_record_hours(op_context, dp, hours, source, destination, now)
 
         try:
             with duckdb.get_connection() as con:
@@ -55,11 +54,11 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
             db.dispose()
         remaining = after if after is not None else found
         # An hour without rows has no file: recorded as exported (rows 0), not left "missing".
+        target = destination.destination
         for hour in found.empty_hours:
             if hour_key(hour) not in exported:
-                op_context.log_event(dg.AssetMaterialization(
-                    asset_key=dp.name, partition=hour_key(hour),
-                    metadata={"rows": 0, "bytes": 0, "s3_uri": "(no file: the hour has no rows)", "max_updated_at": ""}))
+                record_hour(op_context, dp, hour, HourExport(dp.name, hour, target.uri(target.object_key(dp.name, hour)),
+                                                             rows=0, bytes=0, max_updated_at=None))
         for line in render([found]):
             context.log.info(line)
         totals = found.totals()

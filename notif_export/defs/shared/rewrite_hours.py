@@ -12,6 +12,7 @@ from notif_export.defs.shared.resources import DestinationResource, SourceResour
 from notif_export.defs.shared.runs import BACKFILL_TAG
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.export import HourExport, rewrite_hour
+from notif_export.lib.hours import hour_key
 
 
 def hour_metadata(result: HourExport) -> dict[str, dg.MetadataValue]:
@@ -66,3 +67,24 @@ def rewrite_hours(
     finally:
         db.dispose()
     return results
+
+
+def rewrite_and_record_hours(
+    context: dg.OpExecutionContext,
+    dp: DataPoint,
+    hours: list[datetime],
+    source: SourceResource,
+    destination: DestinationResource,
+    created_before: datetime,
+) -> list[HourExport]:
+    """`rewrite_hours` outside the asset (the sync job, the reconciliation), each hour recorded as
+    a materialization of its partition, so the partitions view shows exactly these hours."""
+    results = rewrite_hours(context, dp, hours, source, destination, created_before)
+    for hour, result in zip(hours, results):
+        record_hour(context, dp, hour, result)
+    return results
+
+
+def record_hour(context: dg.OpExecutionContext, dp: DataPoint, hour: datetime, result: HourExport) -> None:
+    context.log_event(dg.AssetMaterialization(asset_key=dp.name, partition=hour_key(hour),
+                                              metadata=hour_metadata(result)))

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import field_validator
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
-from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours, run_cutoff
+from notif_export.defs.shared.rewrite_hours import rewrite_and_record_hours, run_cutoff
 from notif_export.defs.shared.runs import SYNC_JOB_NAME
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import parse_hour
@@ -36,10 +36,7 @@ def rewrite_dirty_hours(
     dp = DATA_POINTS[config.data_point]
     hours = [parse_hour(h, "hours") for h in config.hours]
     cutoff = datetime.fromisoformat(config.created_before) if config.created_before else run_cutoff(context)
-    for result, key in zip(rewrite_hours(context, dp, hours, source, destination, cutoff), config.hours):
-        # A runtime materialization per hour: the asset's partition view shows exactly these
-        # hours as rewritten, each with its own metadata.
-        context.log_event(dg.AssetMaterialization(asset_key=dp.name, partition=key, metadata=hour_metadata(result)))
+    rewrite_and_record_hours(context, dp, hours, source, destination, cutoff)
 
 
 @dg.job(name=SYNC_JOB_NAME, tags={"notif_export/kind": "sync"},
