@@ -16,6 +16,13 @@ SCHEMA_VERSION = "1"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRING = pa.string()
 
+# The hive partition columns of the file layout (`year=2026/month=01/day=05/hour=07/`). Every
+# reader the project sets up or documents declares them as 64-bit integers (DuckDB BIGINT, Spark
+# LongType, Polars Int64, Athena bigint, BigQuery INT64): left to infer, engines disagree (DuckDB
+# makes `hour` a string when hours 00-09 are present, and `hour = 7` then matches nothing).
+PARTITION_COLUMNS = ("year", "month", "day", "hour")
+PARTITION_COLUMN_TYPE = "BIGINT"
+
 REQUEST_ERROR = pa.struct(
     [
         ("error_code", STRING),
