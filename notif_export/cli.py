@@ -5,26 +5,23 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notif_export.lib import analytics, bucket_check, verify, warehouses
-from notif_export.lib.contract import DATA_POINTS, MESSAGES
+from notif_export.dev.demo import DemoError, run_demo
+from notif_export.dev.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
+from notif_export.dev.simulator import Simulator, TrafficMix, utc_now
+from notif_export.lib import analytics, bucket_check, dagster_api, query, verify, warehouses
+from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import rewrite_hour
-from notif_export.lib.hours import HourError, hour_key, parse_hour
-from notif_export.dev.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
+from notif_export.lib.hours import HourError, describe_hours, hour_key, parse_hour
 from notif_export.lib.settings import Settings, SettingsError
-from notif_export.dev.simulator import Simulator, TrafficMix, utc_now
 from notif_export.lib.source import SourceDatabase, SourceError
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 class CannotCheck(RuntimeError):
@@ -33,10 +30,6 @@ class CannotCheck(RuntimeError):
 
 def _settings() -> Settings:
     return Settings.from_env(os.environ)
-
-
-def _local_s3(config: Settings, port: int = DEFAULT_PORT) -> LocalS3Server:
-    return LocalS3Server(config.home / "s3", port=port)
 
 
 def cmd_source_init(args: argparse.Namespace) -> None:
@@ -87,9 +80,13 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 def cmd_s3_serve(args: argparse.Namespace) -> None:
     config = _settings()
-    server = _local_s3(config, args.port).start(buckets=(config.destination.bucket,))
+    running = LocalS3Server.of(config.home / "s3")
+    if running.running_pid():
+        raise LocalS3Error(f"a local S3 server already runs on {running.endpoint_url} with its data in "
+                           f"{running.data_dir} (the demo's?); point a shell at it: eval \"$(notif-export s3 env)\"")
+    server = LocalS3Server(config.home / "s3", port=args.port).start(buckets=(config.destination.bucket,))
     print(f"local S3 server on {server.endpoint_url}, bucket {config.destination.bucket!r}, data in {server.data_dir}")
-    print(f"point a shell at it with: eval \"$(notif-export s3 env --port {args.port})\"; Ctrl-C stops", flush=True)
+    print("point a shell at it with: eval \"$(notif-export s3 env)\"; Ctrl-C stops", flush=True)
     stopping = _stop_on_signals()
     try:
         while not stopping[0] and server.running_pid():
@@ -100,7 +97,11 @@ def cmd_s3_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_s3_env(args: argparse.Namespace) -> None:
-    for name, value in _local_s3(_settings(), args.port).aws_env().items():
+    server = LocalS3Server.of(_settings().home / "s3")
+    if not server.running_pid():
+        print(f"notif-export: note: no local S3 server is running with its data in {server.data_dir}; "
+              "these variables work once it runs", file=sys.stderr)
+    for name, value in server.aws_env().items():
         print(f"export {name}={value}")
 
 
@@ -163,67 +164,57 @@ def cmd_verify(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_query(args: argparse.Namespace) -> None:
+    """DuckDB over the export: SQL from the argument, from stdin, or typed at a prompt."""
+    config = _settings()
+    try:
+        con = query.export_connection(config, note=lambda message: print(f"note: {message}", file=sys.stderr))
+    except (BotoCoreError, ClientError, duckdb.Error) as exc:
+        raise CannotCheck(f"could not read the bucket {config.destination.bucket!r}: {exc}") from None
+    with con:
+        if args.sql is None and sys.stdin.isatty():
+            query.interactive_shell(con, args.max_rows)
+            return
+        try:
+            query.run_sql(con, sys.stdin.read() if args.sql is None else args.sql, args.csv, args.max_rows)
+        except duckdb.Error as exc:
+            print(f"notif-export query: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def cmd_backfill(args: argparse.Namespace) -> None:
+    """A backfill of the export assets in the running Dagster, as the UI launches one."""
+    config = _settings()
+    data_points = args.data_point or list(config.data_points)
+    now = utc_now()
+    if args.start or args.end:
+        first = max(parse_hour(args.start, "--from") if args.start else config.start, config.start)
+        last = min(parse_hour(args.end, "--to") if args.end else now, now)
+        hours = [first + timedelta(hours=n) for n in range(int((last - first) / timedelta(hours=1)) + 1)]
+        if not hours:
+            raise HourError(f"no hour between --from and --to is a partition (they start at {config.start_key})")
+        keys: list[str] | None = [hour_key(h) for h in hours]
+    else:
+        hours, keys = [config.start, now], None
+    backfill_id = dagster_api.launch_backfill(config.dagster_url, data_points, keys, "notif-export backfill")
+    print(f"backfill {backfill_id}: {', '.join(data_points)}, {describe_hours(hours) if keys else 'every hour'}; "
+          f"{config.dagster_url}/runs/b/{backfill_id}", flush=True)
+    if args.wait:
+        while (status := dagster_api.backfill_status(config.dagster_url, backfill_id)) in dagster_api.BACKFILL_RUNNING:
+            time.sleep(2)
+        print(f"backfill {backfill_id}: {status.lower()}")
+        if status not in dagster_api.BACKFILL_SUCCEEDED:
+            raise SystemExit(1)
+
+
 def cmd_warehouse_ddl(args: argparse.Namespace) -> None:
     config = _settings()
     print(warehouses.external_tables_ddl(args.target, config.destination, args.schema, args.connection))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Everything on embedded defaults: local S3, SQLite with a day of history, live traffic, UI."""
-    config = _settings()
-    server = _local_s3(config, args.s3_port).start(buckets=(config.destination.bucket,))
-    env = {**os.environ, **server.aws_env(), "NOTIF_EXPORT_HOME": str(config.home),
-           "DAGSTER_HOME": str(config.home / "dagster")}
-    (config.home / "dagster").mkdir(parents=True, exist_ok=True)
-    instance_yaml = config.home / "dagster" / "dagster.yaml"
-    if not instance_yaml.exists():  # an explicit instance config; no telemetry from a local demo
-        instance_yaml.write_text("telemetry:\n  enabled: false\n")
-    source = SourceDatabase(config.source_url)
-    source.init_schema()
-    children: list[subprocess.Popen] = []
-    try:
-        if source.max_updated_at(MESSAGES) is None:  # a new source: give it a day of history
-            counts = Simulator(source, seed=args.seed).history(24, utc_now())
-            print("a day of simulated history: " + ", ".join(f"{n} {k}" for k, n in counts.items()), flush=True)
-        logs = config.home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / "simulator.log", "ab") as sim_log:
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "notif_export.cli", "simulate", "--live", "--seed", str(args.seed + 1)],
-                env=env, stdout=sim_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            ))
-        # dagster dev in its own process group, so stopping it stops its daemon and webserver too.
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(args.port)],
-            env=env, cwd=REPO, start_new_session=True, stdin=subprocess.DEVNULL,
-        ))
-        print(f"Dagster UI: http://127.0.0.1:{args.port}  (S3: {server.endpoint_url}, bucket {config.destination.bucket!r}; "
-              f"live simulator log: {logs / 'simulator.log'}); Ctrl-C stops everything", flush=True)
-        stopping = _stop_on_signals()
-        while not stopping[0] and all(c.poll() is None for c in children):
-            time.sleep(0.5)
-    finally:
-        for child in reversed(children):
-            _stop_child(child)
-        server.stop()
-        print("stopped")
-
-
-def _stop_child(child: subprocess.Popen, timeout: float = 20) -> None:
-    if child.poll() is not None:
-        return
-    try:
-        if os.getpgid(child.pid) == child.pid:
-            os.killpg(child.pid, signal.SIGTERM)
-        else:
-            child.terminate()
-        child.wait(timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-    except ProcessLookupError:
-        pass
+    """Everything on embedded defaults: local S3, SQLite with simulated history, live traffic, UI."""
+    run_demo(_settings(), args.port, args.s3_port, args.seed, args.history_hours)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,8 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = s3.add_parser("serve", help="run it on 127.0.0.1 until Ctrl-C, with the bucket created")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.set_defaults(func=cmd_s3_serve)
-    s3_env = s3.add_parser("env", help="print the AWS_* variables that point at it")
-    s3_env.add_argument("--port", type=int, default=DEFAULT_PORT)
+    s3_env = s3.add_parser("env", help="print the AWS_* variables that point at it: eval \"$(notif-export s3 env)\"")
     s3_env.set_defaults(func=cmd_s3_env)
 
     sub.add_parser("check", help="check the bucket setup item by item; exits 1 on any failure").set_defaults(func=cmd_check)
@@ -271,6 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     check_files.add_argument("--repair", action="store_true", help="rewrite the drifted hours and verify again")
     check_files.set_defaults(func=cmd_verify)
 
+    sql = sub.add_parser("query", help="SQL over the bucket's files (views messages, requests, workflow_executions) "
+                         "and the analytics database (analytics.<model>); a prompt without SQL")
+    sql.add_argument("sql", nargs="?", help="statements to run (default: read from stdin, or a prompt in a terminal)")
+    sql.add_argument("--csv", action="store_true", help="print the result as CSV")
+    sql.add_argument("--max-rows", type=int, default=100, help="rows shown in a table (default 100)")
+    sql.set_defaults(func=cmd_query)
+
+    backfill = sub.add_parser("backfill", help="backfill the export assets in the running Dagster (its UI's "
+                              "Backfills page shows it); every hour by default")
+    backfill.add_argument("--from", dest="start", metavar="HOUR", help="first hour (default: NOTIF_EXPORT_START)")
+    backfill.add_argument("--to", dest="end", metavar="HOUR", help="last hour (default: the current one)")
+    backfill.add_argument("--data-point", action="extend", nargs="+", choices=list(DATA_POINTS), metavar="NAME",
+                          help="data points to backfill (default: NOTIF_EXPORT_DATA_POINTS)")
+    backfill.add_argument("--wait", action="store_true", help="wait until it has finished; exit 1 if it failed")
+    backfill.set_defaults(func=cmd_backfill)
+
     ddl = sub.add_parser("warehouse-ddl", help="print the DDL of the external tables over the files")
     ddl.add_argument("--target", choices=warehouses.TARGETS, required=True)
     ddl.add_argument("--schema", default="notif_export_raw", help="dataset (BigQuery) or database (Athena)")
@@ -281,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--s3-port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--history-hours", type=float, default=24, help="history simulated into a new source")
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -291,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except SystemExit as exc:  # check and dbt end with their own exit code
         return exc.code if isinstance(exc.code, int) else 1
-    except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError, HourError, CannotCheck) as exc:
+    except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError, HourError, CannotCheck,
+            DemoError, dagster_api.DagsterApiError) as exc:
         print(f"notif-export: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -11,9 +11,19 @@ fi
 stamp=.venv/.notif_export-installed
 want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+  echo "==> installing the pinned packages into .venv (the first time takes about 3 minutes)"
+  # One line per package as progress; pip's whole output (with any warnings about this machine's
+  # package indexes) goes to a log, shown when the install fails.
+  log=.venv/pip-install.log
+  if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt \
+      -e ".[test]" 2>&1 | tee "$log" | { grep --line-buffered '^Collecting ' || true; } | sed -u 's/^Collecting /  /'; then
+    echo "==> the install failed; the end of $log:" >&2
+    tail -n 25 "$log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
+echo "==> preparing the dbt project"
 # The dbt manifest the Dagster code location loads its dbt assets from (nothing runs dbt when
 # Dagster loads the code). Partial parsing makes a repeat quick.
 .venv/bin/notif-export dbt parse --quiet

@@ -79,14 +79,32 @@ class LocalS3Server:
     def _pid_file(self) -> Path:
         return self.data_dir / "weed.pid"
 
+    @classmethod
+    def of(cls, data_dir: Path) -> LocalS3Server:
+        """The server of a data folder, on the port it last started on (so `s3 env` finds the
+        demo's server whatever port it was given)."""
+        try:
+            return cls(data_dir, port=int((data_dir / "weed.port").read_text()))
+        except (FileNotFoundError, ValueError):
+            return cls(data_dir)
+
     def credentials(self) -> dict[str, str]:
-        """The server's access key and secret, made once per data folder."""
+        """The server's access key and secret, made when a server first starts on this data folder
+        (never here: keys for a server that does not exist would only get 403s)."""
         if not self._credentials_file.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            creds = {"access_key": "notif-export-" + secrets.token_hex(4), "secret_key": secrets.token_urlsafe(30)}
-            self._credentials_file.write_text(json.dumps(creds))
-            self._credentials_file.chmod(0o600)
+            raise LocalS3Error(
+                f"no local S3 server has run with its data in {self.data_dir}: start the demo "
+                "(./scripts/demo.sh) or `notif-export s3 serve` first, or point NOTIF_EXPORT_HOME at the "
+                "folder of the one you run"
+            )
         return json.loads(self._credentials_file.read_text())
+
+    def _new_credentials(self) -> dict[str, str]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        creds = {"access_key": "notif-export-" + secrets.token_hex(4), "secret_key": secrets.token_urlsafe(30)}
+        self._credentials_file.write_text(json.dumps(creds))
+        self._credentials_file.chmod(0o600)
+        return creds
 
     def aws_env(self) -> dict[str, str]:
         """Environment variables that point the AWS SDK (and notif_export) at this server."""
@@ -132,7 +150,7 @@ class LocalS3Server:
                 f"ports {self.port}-{self.port + 4} (and +{GRPC_OFFSET}) on 127.0.0.1 are in use; "
                 "stop what uses them or choose another port with --port"
             )
-        creds = self.credentials()
+        creds = self.credentials() if self._credentials_file.exists() else self._new_credentials()
         for sub in ("data", "logs", "tmp"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "s3.json"
@@ -160,6 +178,7 @@ class LocalS3Server:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self._pid_file.write_text(str(proc.pid))
+        (self.data_dir / "weed.port").write_text(str(self.port))
         try:
             self._wait_ready(buckets, timeout, proc)
         except BaseException:

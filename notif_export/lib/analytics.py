@@ -16,9 +16,9 @@ from pathlib import Path
 
 from notif_export.lib.duckdb_s3 import install_httpfs, s3_endpoint_options
 from notif_export.lib.run_status import FINISHED, SUCCEEDED
-from notif_export.lib.settings import DbtSettings, Settings
+from notif_export.lib.settings import PROJECT_DIR, DbtSettings, Settings
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 
 
 def dbt_executable() -> str:

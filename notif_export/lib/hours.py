@@ -6,6 +6,7 @@ is the one place that formats, parses and bounds hours.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"  # Dagster's hourly partition key format
@@ -50,3 +51,22 @@ def parse_hour(value: str, setting: str = "hour") -> datetime:
         except ValueError:
             continue
     raise HourError(f"{setting}={value!r} is not an hour; use '2025-01-15-14:00', '2025-01-15' or an ISO datetime")
+
+
+def describe_hours(hours: Iterable[datetime | str]) -> str:
+    """Hours for a log line, sorted and as ranges: '2026-11-24 13:00 → 2026-11-25 12:00, 24 hours'
+    (several ranges are separated by commas; a range within one day names the date once)."""
+    starts = sorted({hour_start(h) if isinstance(h, datetime) else parse_hour(h) for h in hours})
+    ranges: list[list[datetime]] = []
+    for hour in starts:
+        if ranges and hour - ranges[-1][1] == timedelta(hours=1):
+            ranges[-1][1] = hour
+        else:
+            ranges.append([hour, hour])
+    parts = []
+    for first, last in ranges:
+        if first == last:
+            parts.append(f"{first:%Y-%m-%d %H:00}")
+        else:
+            parts.append(f"{first:%Y-%m-%d %H:00} → {last:{'%H:00' if last.date() == first.date() else '%Y-%m-%d %H:00'}}")
+    return ", ".join(parts + [f"{len(starts)} hour{'s' if len(starts) != 1 else ''}"])

@@ -25,6 +25,10 @@ from notif_export.lib.destination import VARIABLES as DESTINATION_VARIABLES
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import HOUR_KEY_FORMAT, HourError, parse_hour
 
+# The checkout this package runs from: the local state (`.notif_export/`), dbt_project/ and the
+# Dagster workspace live there, so every command finds them whatever the current folder.
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
 DBT_TARGETS = ("duckdb", "bigquery", "athena")
 BIGQUERY_METHODS = ("oauth", "service-account", "oauth-secrets")
 
@@ -35,6 +39,7 @@ DEFAULT_HISTORY_DAYS = 7
 DEFAULT_SYNC_RUN_TIMEOUT_SECONDS = 900
 DEFAULT_RECONCILE_INTERVAL_MINUTES = 60
 DEFAULT_RECONCILE_WINDOW_HOURS = 7 * 24
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 
 
 class SettingsError(ValueError):
@@ -101,10 +106,11 @@ class Settings:
     reconcile_interval_minutes: int = DEFAULT_RECONCILE_INTERVAL_MINUTES
     reconcile_window_hours: int = DEFAULT_RECONCILE_WINDOW_HOURS
     dbt: DbtSettings = field(default_factory=DbtSettings)
+    dagster_url: str = DEFAULT_DAGSTER_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
-        home = Path(env.get("NOTIF_EXPORT_HOME") or ".notif_export").resolve()
+        home = Path(env.get("NOTIF_EXPORT_HOME") or PROJECT_DIR / ".notif_export").resolve()
         problems: list[str] = []
 
         def checked(fn: Callable[..., Any], *args: Any) -> Any:
@@ -152,6 +158,8 @@ class Settings:
                 _positive_int, env, "NOTIF_EXPORT_RECONCILE_WINDOW_HOURS", DEFAULT_RECONCILE_WINDOW_HOURS, "hours"
             ),
             dbt=dbt,
+            dagster_url=checked(validate_endpoint, env.get("NOTIF_EXPORT_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
+                                "NOTIF_EXPORT_DAGSTER_URL"),
         )
         if problems:
             raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))

@@ -9,6 +9,7 @@ from notif_export.defs.shared.resources import SourceResource
 from notif_export.defs.shared.runs import (DATA_POINT_TAG, FAILED, HOURS_TAG, SYNC_RUN_TAG, SYNC_TICK_RUNS_TAG,
                                            SYNC_TICK_TAG)
 from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.hours import describe_hours
 from notif_export.lib.settings import Settings
 from notif_export.lib.sync import SyncState, dirty_hours, is_new, scan_updates
 
@@ -61,8 +62,7 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
                 why: dict[str, list[str]] = {}
                 for hour, reason in dirty.reasons.items():
                     why.setdefault(reason, []).append(hour)
-                context.log.info(f"{name}: rewriting {len(dirty.hours)} hours: "
-                                 + "; ".join(f"{r}: {', '.join(h)}" for r, h in why.items()))
+                context.log.info(f"{name}: rewriting " + "; ".join(f"{r}: {describe_hours(h)}" for r, h in why.items()))
                 requests.append(dg.RunRequest(
                     run_key=run_key,
                     run_config=dg.RunConfig(ops={"rewrite_dirty_hours": {"config": {
