@@ -167,16 +167,21 @@ def cmd_verify(args: argparse.Namespace) -> None:
 def cmd_query(args: argparse.Namespace) -> None:
     """DuckDB over the export: SQL from the argument, from stdin, or typed at a prompt."""
     config = _settings()
+
+    def note(message: str) -> None:
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
     try:
-        con = query.export_connection(config, note=lambda message: print(f"note: {message}", file=sys.stderr))
+        con = query.export_connection(config, analytics=False, note=note)
     except (BotoCoreError, ClientError, duckdb.Error) as exc:
         raise CannotCheck(f"could not read the bucket {config.destination.bucket!r}: {exc}") from None
     with con:
         if args.sql is None and sys.stdin.isatty():
-            query.interactive_shell(con, args.max_rows)
+            query.interactive_shell(con, config, args.max_rows)
             return
         try:
-            query.run_sql(con, sys.stdin.read() if args.sql is None else args.sql, args.csv, args.max_rows)
+            with query.analytics_attached(con, config, note):
+                query.run_sql(con, sys.stdin.read() if args.sql is None else args.sql, args.csv, args.max_rows)
         except duckdb.Error as exc:
             print(f"notif-export query: {exc}", file=sys.stderr)
             raise SystemExit(1) from None

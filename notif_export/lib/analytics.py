@@ -8,9 +8,11 @@ variables, which dbt scrubs from its logs.
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -65,10 +67,41 @@ def prepare_duckdb(env: dict[str, str]) -> None:
         install_httpfs(folder)
 
 
+# dbt commands that never open the warehouse, so need not wait for a build.
+OFFLINE_DBT_COMMANDS = {"parse", "deps", "clean", "ls", "list", "init", "--help", "-h", "--version"}
+
+
+@contextmanager
+def analytics_lock(database: Path, shared: bool = False, waiting: Callable[[], object] = lambda: None
+                   ) -> Iterator[None]:
+    """DuckDB lets one process write a database file, and none read it meanwhile: builds
+    (`notif-export dbt`, Dagster's) take this lock exclusively and readers (`notif-export query`)
+    shared, so they queue instead of failing on DuckDB's own lock. `waiting` is called when the
+    lock is held by another process."""
+    lock_path = database.with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(lock, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run_dbt(args: Sequence[str], env: dict[str, str], base_env: Mapping[str, str]) -> int:
     """`dbt <args>` in the project folder with the built environment; returns dbt's exit code."""
     prepare_duckdb(env)
-    return subprocess.run([dbt_executable(), *args], cwd=DBT_PROJECT_DIR, env={**base_env, **env}).returncode
+    command = [dbt_executable(), *args]
+    if env["NOTIF_EXPORT_DBT_TARGET"] != "duckdb" or (args and args[0] in OFFLINE_DBT_COMMANDS):
+        return subprocess.run(command, cwd=DBT_PROJECT_DIR, env={**base_env, **env}).returncode
+    with analytics_lock(Path(env["NOTIF_EXPORT_DUCKDB_PATH"]), waiting=lambda: print("waiting for the analytics build that is running to finish ...",
+                                           file=sys.stderr, flush=True)):
+        return subprocess.run(command, cwd=DBT_PROJECT_DIR, env={**base_env, **env}).returncode
 
 
 def ready_sync_ticks(runs: Iterable[tuple[str, int, str]], after: str | None) -> tuple[str | None, bool]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
 
+from notif_export.lib.analytics import analytics_lock
 from notif_export.lib.contract import DATA_POINTS, PARTITION_COLUMN_TYPE, PARTITION_COLUMNS, DataPoint
 from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import connect_to_bucket
@@ -44,23 +46,30 @@ def create_file_views(con: duckdb.DuckDBPyConnection, destination: Destination) 
     return counts
 
 
-def attach_analytics(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
-    """Attach the analytics database read-only as `analytics`; a note saying why not otherwise."""
+@contextmanager
+def analytics_attached(con: duckdb.DuckDBPyConnection, settings: Settings,
+                       note: Callable[[str], object] = lambda message: None) -> Iterator[None]:
+    """The analytics database attached read-only as `analytics` for the block, between builds
+    (DuckDB lets no other process read a file being written); `note` hears why it is not."""
     path = settings.duckdb_path
     if not path.exists():
-        return f"no analytics database at {path} yet: build it with `notif-export dbt build`"
-    try:
+        note(f"no analytics database at {path} yet: build it with `notif-export dbt build`")
+        yield
+        return
+    with analytics_lock(path, shared=True, waiting=lambda: note("waiting for the analytics build to finish ...")):
         con.execute(f"ATTACH '{path}' AS {ANALYTICS_ALIAS} (READ_ONLY)")
-    except duckdb.IOException:  # dbt holds the file's lock while it builds
-        return f"the analytics database {path} is being built right now (its file is locked); try again shortly"
-    return None
+        try:
+            yield
+        finally:
+            con.execute(f"DETACH {ANALYTICS_ALIAS}")
 
 
-def export_connection(settings: Settings | None = None,
+def export_connection(settings: Settings | None = None, analytics: bool = True,
                       note: Callable[[str], object] = lambda message: None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with views `messages`, `requests`, `workflow_executions` over the
-    bucket's files and, when it exists, the analytics database attached as `analytics`.
-    `note` receives what the connection lacks and why."""
+    bucket's files and (with `analytics`) the analytics database attached as `analytics` for as
+    long as it is open: close it when done, a build cannot write the database meanwhile. `note`
+    hears what the connection lacks and why."""
     settings = settings or Settings.from_env(os.environ)
     con = duckdb.connect()
     connect_to_bucket(con, settings.bucket_access)
@@ -68,14 +77,16 @@ def export_connection(settings: Settings | None = None,
         if not files:
             note(f"{name}: no files in s3://{settings.destination.bucket}/{settings.destination.prefix} yet "
                  "(an empty view)")
-    problem = attach_analytics(con, settings)
-    if problem:
-        note(problem)
+    if analytics and settings.duckdb_path.exists():
+        with analytics_lock(settings.duckdb_path, shared=True):
+            con.execute(f"ATTACH '{settings.duckdb_path}' AS {ANALYTICS_ALIAS} (READ_ONLY)")
     return con
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str, csv_output: bool = False, max_rows: int = 100) -> None:
     """Run one or more statements; print the last one's result (a table, or CSV for scripts)."""
+    if not sql.strip():
+        return
     result = con.sql(sql)
     if result is None:  # a statement without rows (SET, CREATE, ...)
         return
@@ -87,9 +98,10 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str, csv_output: bool = False, 
         result.show(max_rows=max_rows)
 
 
-def interactive_shell(con: duckdb.DuckDBPyConnection, max_rows: int = 100) -> None:
+def interactive_shell(con: duckdb.DuckDBPyConnection, settings: Settings, max_rows: int = 100) -> None:
     """A small SQL prompt: statements end with ';', `.tables` lists what there is, `.quit` or
-    Ctrl-D leaves, Ctrl-C drops the statement being typed."""
+    Ctrl-D leaves, Ctrl-C drops the statement being typed. The analytics database is attached
+    for each statement only, so a long session never holds up a build."""
     import readline  # noqa: F401  (line editing and history for input())
 
     print("DuckDB over the export: views messages, requests, workflow_executions over the bucket's files; "
@@ -117,7 +129,8 @@ def interactive_shell(con: duckdb.DuckDBPyConnection, max_rows: int = 100) -> No
         if not line.rstrip().endswith(";"):
             continue
         try:
-            run_sql(con, "\n".join(lines), max_rows=max_rows)
+            with analytics_attached(con, settings):
+                run_sql(con, "\n".join(lines), max_rows=max_rows)
         except duckdb.Error as exc:
             print(f"error: {exc}")
         lines = []
