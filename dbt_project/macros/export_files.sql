@@ -8,6 +8,31 @@ that watermark are read again: merging them twice is harmless, missing one is no
 Other warehouses cannot see file modification times: they re-read the rows updated within
 `incremental_lookback_hours` of the newest row already loaded. -#}
 
+{#- A data point's files, as its staging model reads them. On DuckDB a data point that is not
+exported (NOTIF_EXPORT_DATA_POINTS) or has no file yet is an empty relation with the contract's
+columns, since read_parquet fails on a glob that matches nothing: a messages-only export, or one
+whose first hour is not written yet, still builds, with empty tables for what it lacks. The
+staging views are recreated on every build, so the first build after the files appear reads them
+(the empty latest-state tables have no watermark yet). -#}
+{% macro export_source(data_point) -%}
+  {%- if target.type == 'duckdb' and execute and not notif_export.has_export_files(data_point) -%}
+  (select
+    {%- for column, type in fromjson(env_var('NOTIF_EXPORT_DBT_COLUMNS'))[data_point].items() %}
+    cast(null as {{ type }}) as {{ column }},
+    {%- endfor %}
+    cast(null as varchar) as {{ notif_export.source_file_column() }}
+  where false)
+  {%- else -%}
+  {{ source('notif_export', data_point) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro has_export_files(data_point) -%}
+  {%- if data_point not in env_var('NOTIF_EXPORT_DBT_DATA_POINTS').split(',') -%}{{ return(false) }}{%- endif -%}
+  {%- set files = env_var('NOTIF_EXPORT_DBT_FILES') | replace('{name}', data_point) -%}
+  {{ return(run_query("select 1 from glob('" ~ files ~ "') limit 1").rows | length > 0) }}
+{%- endmacro %}
+
 {% macro export_rows(data_point) -%}
   {{ return(adapter.dispatch('export_rows', 'notif_export')(data_point)) }}
 {%- endmacro %}

@@ -9,6 +9,7 @@ variables, which dbt scrubs from its logs.
 from __future__ import annotations
 
 import fcntl
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -16,6 +17,9 @@ from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
+import duckdb
+
+from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.duckdb_s3 import install_httpfs, s3_endpoint_options
 from notif_export.lib.run_status import FINISHED, SUCCEEDED
 from notif_export.lib.settings import PROJECT_DIR, DbtSettings, Settings
@@ -36,11 +40,23 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         **{DbtSettings.variable(f.name): getattr(settings.dbt, f.name) for f in fields(DbtSettings)
            if f.name not in DbtSettings.SECRETS},
         "NOTIF_EXPORT_DBT_FILES": settings.destination.files_glob("{name}"),
+        "NOTIF_EXPORT_DBT_DATA_POINTS": ",".join(settings.data_points),
+        "NOTIF_EXPORT_DBT_COLUMNS": json.dumps(source_columns()),
         **{f"NOTIF_EXPORT_DBT_S3_{name.upper()}": value for name, value in endpoint.items()},
         "NOTIF_EXPORT_DUCKDB_PATH": str(settings.duckdb_path),
         "NOTIF_EXPORT_DUCKDB_EXTENSIONS": str(settings.home / "duckdb_extensions"),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
     }
+
+
+def source_columns() -> dict[str, dict[str, str]]:
+    """Each data point's columns with the DuckDB types its files are read with, from the contract:
+    on DuckDB, dbt reads a data point without files as an empty relation of these columns. DuckDB
+    itself types them (from the Arrow schema the files are written with), so they match a read of
+    the files exactly."""
+    with duckdb.connect() as con:
+        return {dp.name: dict(zip(dp.columns, map(str, con.from_arrow(dp.schema.empty_table()).types)))
+                for dp in DATA_POINTS.values()}
 
 
 def secrets_env(credentials, bigquery_token: str | None) -> dict[str, str]:

@@ -9,6 +9,11 @@ from urllib.parse import urlparse
 import duckdb
 
 from notif_export.lib.bucket_access import BucketAccess
+from notif_export.lib.contract import PARTITION_COLUMN_TYPE, PARTITION_COLUMNS
+
+# read_parquet's `hive_types` for the layout's partition columns, typed as the contract says (left
+# to infer, DuckDB makes `hour` a string when hours 00-09 are present).
+HIVE_TYPES = "{" + ", ".join(f"'{column}': {PARTITION_COLUMN_TYPE}" for column in PARTITION_COLUMNS) + "}"
 
 
 def httpfs_extension_file() -> Path:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.destination import Destination
+from notif_export.lib.duckdb_s3 import HIVE_TYPES
 from notif_export.lib.hours import epoch_us, hour_key, hour_start
 from notif_export.lib.settings import Settings
 from notif_export.lib.source import SourceDatabase
@@ -122,8 +123,7 @@ def verify(
             CREATE OR REPLACE TEMP TABLE file_keys AS
             SELECT epoch_us(make_timestamp(year, month, day, hour, 0, 0)) // {_HOUR_US} AS hour, {key} AS key,
                    epoch_us(updated_at) AS updated_us
-            FROM read_parquet([{uris}], hive_partitioning = true, hive_types = {{
-                'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER}})""")
+            FROM read_parquet([{uris}], hive_partitioning = true, hive_types = {HIVE_TYPES})""")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE file_keys (hour BIGINT, key UBIGINT, updated_us BIGINT)")
     # Rows per file: counted while reading the keys; footers only for files not read (bad schema).

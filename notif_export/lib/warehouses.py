@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from notif_export.lib.contract import DATA_POINTS, DataPoint
+from notif_export.lib.contract import DATA_POINTS, PARTITION_COLUMN_TYPE, PARTITION_COLUMNS, DataPoint
 from notif_export.lib.destination import Destination
 
 TARGETS = ("bigquery", "athena")
-PARTITION_KEYS = ("year", "month", "day", "hour")
+# The contract's partition column type, named as each warehouse names it (a KeyError here when the
+# contract changes it).
+ATHENA_PARTITION_TYPE = {"BIGINT": "bigint"}[PARTITION_COLUMN_TYPE]
+BIGQUERY_PARTITION_TYPE = {"BIGINT": "INT64"}[PARTITION_COLUMN_TYPE]
+# Each partition column's values and zero-padded width in the keys (`month=01`).
 _PROJECTION_RANGES = {"year": ("2020,2099", 4), "month": ("1,12", 2), "day": ("1,31", 2), "hour": ("0,23", 2)}
 
 
@@ -41,21 +45,24 @@ def athena_table(dp: DataPoint, destination: Destination, schema: str) -> str:
     location = destination.uri(f"{destination.prefix}{dp.name}/")
     columns = ",\n".join(f"  `{f.name}` {athena_type(f.type)}" for f in dp.schema)
     projection = [("projection.enabled", "true")]
-    for key, (value_range, digits) in _PROJECTION_RANGES.items():
+    for key in PARTITION_COLUMNS:
+        value_range, digits = _PROJECTION_RANGES[key]
         projection += [(f"projection.{key}.type", "integer"), (f"projection.{key}.range", value_range),
                        (f"projection.{key}.digits", str(digits))]
     projection.append(("storage.location.template",
-                       location + "/".join(f"{k}=${{{k}}}" for k in PARTITION_KEYS) + "/"))
+                       location + "/".join(f"{k}=${{{k}}}" for k in PARTITION_COLUMNS) + "/"))
     properties = ",\n".join(f"  '{k}'='{v}'" for k, v in projection)
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS `{schema}`.`{dp.name}` (\n{columns}\n)\n"
-        f"PARTITIONED BY ({', '.join(f'`{k}` string' for k in PARTITION_KEYS)})\n"
+        f"PARTITIONED BY ({', '.join(f'`{k}` {ATHENA_PARTITION_TYPE}' for k in PARTITION_COLUMNS)})\n"
         f"STORED AS PARQUET\nLOCATION '{location}'\nTBLPROPERTIES (\n{properties}\n);"
     )
 
 
 def bigquery_table(dp: DataPoint, destination: Destination, schema: str, connection: str) -> str:
-    """A BigLake table over the files (schema and hive partitions read from them)."""
+    """A BigLake table over one data point's files (`uris` end in its file name: the `shared` layout
+    puts all three in the same hour folders); the schema is read from the files, the partition
+    columns are declared, as BigQuery would otherwise infer their types."""
     if not connection:
         raise WarehouseError(
             "BigQuery reads S3 through a BigQuery Omni connection: pass --connection "
@@ -64,7 +71,8 @@ def bigquery_table(dp: DataPoint, destination: Destination, schema: str, connect
     root = f"{destination.prefix}{dp.name}/" if destination.layout == "per_type" else destination.prefix
     return (
         f"CREATE OR REPLACE EXTERNAL TABLE `{schema}.{dp.name}`\n"
-        f"WITH PARTITION COLUMNS\nWITH CONNECTION `{connection}`\n"
+        f"WITH PARTITION COLUMNS ({', '.join(f'{k} {BIGQUERY_PARTITION_TYPE}' for k in PARTITION_COLUMNS)})\n"
+        f"WITH CONNECTION `{connection}`\n"
         f"OPTIONS (\n  format = 'PARQUET',\n"
         f"  uris = ['{destination.uri(root)}*/{dp.name}.parquet'],\n"
         f"  hive_partition_uri_prefix = '{destination.uri(root)}'\n);"

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from notif_export.definitions import build_definitions
 from notif_export.lib.hours import hour_key
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.dev.simulator import Simulator
+from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import NOW, export_env, list_keys, materialize, sorted_rows
 
@@ -77,16 +77,18 @@ def assert_models_equal_source(duckdb_path: Path, db) -> None:
 
 
 def table_contents(duckdb_path: Path) -> dict[str, list[tuple]]:
-    """Every table the build made, its columns by name and its rows sorted, for comparing two builds."""
+    """Every table the build made, its columns by name and type and its rows sorted, for comparing
+    two builds."""
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         columns = {}
-        for table, column in con.execute(
-                "SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN information_schema.tables t"
-                " USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall():
-            columns.setdefault(table, []).append(column)
+        for table, column, data_type in con.execute(
+                "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
+                " JOIN information_schema.tables t USING (table_schema, table_name)"
+                " WHERE t.table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall():
+            columns.setdefault(table, []).append((column, data_type))
         contents = {}
         for table, names in columns.items():
-            quoted = ", ".join(f'"{n}"' for n in names)
+            quoted = ", ".join(f'"{n}"' for n, _ in names)
             rows = con.execute(f"SELECT {quoted} FROM main.{table}")
             contents[table] = [names] + sorted(rows.fetchall(), key=repr)
         return contents
@@ -215,3 +217,41 @@ def test_warehouse_targets_compile(target, dialect, tmp_path):
     assert {"message_trace.sql", "delivery_daily.sql", "int_messages__latest.sql", "errors_hourly.sql"} <= set(compiled)
     assert dialect in compiled["int_request_errors__unnested.sql"]
     assert "stg_export_files.sql" not in compiled  # file listing is DuckDB's alone
+
+
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
+def test_a_messages_only_export_builds_before_and_after_its_first_files(source, source_url, bucket, aws_env, s3,
+                                                                       tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("NOTIF_EXPORT_HOME", str(home))
+    env = export_env(source_url, bucket, aws_env, NOTIF_EXPORT_HOME=str(home), NOTIF_EXPORT_DATA_POINTS="messages")
+
+    # Before the first file: every model is built, empty, with the columns the files will bring.
+    done = notif_export_dbt(env, "build")
+    assert done.returncode == 0, done.stdout[-3000:]
+    before = table_contents(home / "analytics.duckdb")
+    assert {"int_messages__latest", "delivery_hourly", "message_trace", "errors_hourly"} <= set(before)
+    assert all(len(contents) == 1 for contents in before.values())  # the column list, no rows
+
+    # The messages' files appear (the only data point exported) and the next, incremental, build
+    # picks them up; the tests of the models without requests or executions warn at most.
+    Simulator(source, seed=23, mix=TrafficMix(requests_per_hour=60)).history(2, NOW)
+    assert materialize(env, HOURS[-3:], selection=["messages"]).success
+    assert {k.rsplit("/", 1)[1] for k in list_keys(s3, bucket)} == {"messages.parquet"}
+    built = build_models(env)
+    assert built.success
+    assert all(c.passed or c.severity == dg.AssetCheckSeverity.WARN for c in built.get_asset_check_evaluations())
+    messages = source_state(source, "messages")
+    assert mart_state(home / "analytics.duckdb", "messages") == messages
+    with duckdb.connect(str(home / "analytics.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT sum(messages) FROM main.delivery_hourly").fetchone()[0] == len(messages)
+        assert con.execute("SELECT count(*), count(request_status), count(execution_outcome) FROM main.message_trace"
+                           ).fetchone() == (len(messages), 0, 0)
+        assert con.execute("SELECT (SELECT count(*) FROM main.requests) + (SELECT count(*) FROM main.workflow_executions)"
+                           ).fetchone()[0] == 0
+
+    # The same tables as a full build from the files.
+    full_home = tmp_path / "full"
+    done = notif_export_dbt({**env, "NOTIF_EXPORT_HOME": str(full_home)}, "build", "--full-refresh")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert table_contents(full_home / "analytics.duckdb") == table_contents(home / "analytics.duckdb")

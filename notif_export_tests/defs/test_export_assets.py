@@ -11,7 +11,7 @@ from notif_export.definitions import build_definitions
 from notif_export.lib.hours import hour_key
 from notif_export.defs.shared.resources import DestinationResource
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.duckdb_s3 import httpfs_extension_file
+from notif_export.lib.duckdb_s3 import HIVE_TYPES, httpfs_extension_file
 from notif_export.lib.destination import Destination
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import TABLES
@@ -33,7 +33,7 @@ def duckdb_rows(s3_server, glob: str) -> list[dict]:
     con.execute(f"LOAD '{httpfs_extension_file()}'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute(s3_server.duckdb_secret_sql())
-    cur = con.execute(f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+    cur = con.execute(f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, hive_types = {HIVE_TYPES})")
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
@@ -54,13 +54,13 @@ def test_hours_in_the_bucket_equal_the_source(traffic, source_url, bucket, aws_e
             assert table.schema == DATA_POINTS[dp].schema
             assert file_rows(table, dp) == source_rows(traffic, dp, hour)
 
-    # DuckDB over the whole data point, with the hive partition columns.
+    # DuckDB over the whole data point, with the hive partition columns typed as the contract says.
     folder = "suprsend/messages/" if layout == "per_type" else "suprsend/"
     rows = duckdb_rows(s3_server, f"s3://{bucket}/{folder}year=*/month=*/day=*/hour=*/messages.parquet")
     expected = [r for hour in HOURS for r in source_rows(traffic, "messages", hour)]
     for row in rows:
         created = row["created_at"]
-        assert (int(row.pop("year")), int(row.pop("month")), int(row.pop("day")), int(row.pop("hour"))) == \
+        assert (row.pop("year"), row.pop("month"), row.pop("day"), row.pop("hour")) == \
             (created.year, created.month, created.day, created.hour)
     assert sorted_rows(rows, "messages") == sorted_rows(expected, "messages")
 

@@ -1,8 +1,10 @@
 """The plain rules behind the analytics: when to rebuild, what dbt is told."""
 
+import json
 from pathlib import Path
 
 from notif_export.lib.analytics import dbt_env, ready_sync_ticks
+from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.settings import Settings
 
 
@@ -30,10 +32,22 @@ def test_dbt_reads_the_files_where_the_export_writes_them(tmp_path):
     assert (env["NOTIF_EXPORT_DBT_S3_ENDPOINT"], env["NOTIF_EXPORT_DBT_S3_URL_STYLE"],
             env["NOTIF_EXPORT_DBT_S3_USE_SSL"]) == ("127.0.0.1:8333", "path", "false")
     assert Path(env["NOTIF_EXPORT_DUCKDB_PATH"]) == tmp_path / "analytics.duckdb"
+    assert env["NOTIF_EXPORT_DBT_DATA_POINTS"] == "requests,workflow_executions,messages"
 
-    aws = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path), "AWS_REGION": "eu-west-1"})
+    aws = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path), "AWS_REGION": "eu-west-1",
+                             "NOTIF_EXPORT_DATA_POINTS": "messages"})
     env = dbt_env(aws)
     assert env["NOTIF_EXPORT_DBT_FILES"] == "s3://notif-export/year=*/month=*/day=*/hour=*/{name}.parquet"
     assert (env["NOTIF_EXPORT_DBT_S3_ENDPOINT"], env["NOTIF_EXPORT_DBT_S3_URL_STYLE"],
             env["NOTIF_EXPORT_DBT_S3_USE_SSL"]) == ("s3.eu-west-1.amazonaws.com", "vhost", "true")
     assert not any(name.startswith("DBT_ENV_SECRET") for name in env)  # secrets only when dbt starts
+    assert env["NOTIF_EXPORT_DBT_DATA_POINTS"] == "messages"
+
+
+def test_dbt_gets_the_contract_columns_for_a_data_point_without_files(tmp_path):
+    columns = json.loads(dbt_env(Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path)}))["NOTIF_EXPORT_DBT_COLUMNS"])
+    assert {name: list(types) for name, types in columns.items()} == {
+        name: dp.columns for name, dp in DATA_POINTS.items()}
+    assert columns["messages"]["message_seen_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["requests"]["distinct_id_list"] == "VARCHAR[]"
+    assert columns["requests"]["executions"] == "STRUCT(distinct_id VARCHAR, exec_id VARCHAR, workflow_slug VARCHAR)[]"

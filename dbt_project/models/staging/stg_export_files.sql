@@ -1,8 +1,13 @@
 {{ config(materialized='view', enabled=target.type == 'duckdb') }}
-{#- File listing only: DuckDB does not read the files' contents for these columns. #}
-select
-    filename,
-    regexp_extract(filename, '/([a-z_]+)\.parquet$', 1) as data_point,
-    last_modified,
-    size as bytes
-from read_blob('{{ env_var("NOTIF_EXPORT_DBT_FILES") | replace("{name}", "*") }}')
+{#- File listing only: DuckDB does not read the files' contents for these columns. A data point
+    left out of NOTIF_EXPORT_DATA_POINTS is read as empty (macros/export_files.sql), so its files
+    are left out here too: an incremental build then drops its rows, as a full build would. #}
+select * from (
+    select
+        filename,
+        regexp_extract(filename, '/([a-z_]+)\.parquet$', 1) as data_point,
+        last_modified,
+        size as bytes
+    from read_blob('{{ env_var("NOTIF_EXPORT_DBT_FILES") | replace("{name}", "*") }}')
+) as files
+where data_point in ('{{ env_var("NOTIF_EXPORT_DBT_DATA_POINTS").split(",") | join("', '") }}')

@@ -41,4 +41,4 @@ select
     channel_value,
     {{ notif_export.parse_json('webhook_data') }} as webhook_data,
     {{ notif_export.source_file_column() }} as _source_file
-from {{ source('notif_export', 'messages') }}
+from {{ notif_export.export_source('messages') }}

@@ -17,4 +17,4 @@ select
     executions,
     status,
     {{ notif_export.source_file_column() }} as _source_file
-from {{ source('notif_export', 'requests') }}
+from {{ notif_export.export_source('requests') }}

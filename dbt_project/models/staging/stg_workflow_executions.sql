@@ -20,4 +20,4 @@ select
     message,
     {{ notif_export.parse_json('properties') }} as properties,
     {{ notif_export.source_file_column() }} as _source_file
-from {{ source('notif_export', 'workflow_executions') }}
+from {{ notif_export.export_source('workflow_executions') }}
