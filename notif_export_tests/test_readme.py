@@ -92,7 +92,8 @@ def demo_processes(home: Path) -> list[str]:
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             if f"NOTIF_EXPORT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(f"{proc.name} {(proc / 'cmdline').read_bytes().replace(b'\0', b' ').decode()[:120]}")
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append(f"{proc.name} {command[:120]}")
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found

@@ -90,6 +90,10 @@ class DagsterProcess:
             return
         raise DemoError(f"Dagster did not answer on {self.url} within {timeout:.0f}s; see {self.log_file}")
 
+    def request_stop(self) -> None:
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM to the whole group, SIGKILL to what is left after the grace period (code
         servers and run workers would otherwise wait for their heartbeat to time out)."""
@@ -215,12 +219,15 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
             raise DemoError(f"a demo process exited; see {logs}")
     finally:
         say("stopping ...")
+        # Every process is asked at once, then each gets what is left of a few seconds.
         if simulator is not None and simulator.poll() is None:
             simulator.terminate()
+        dagster.request_stop()
+        server.request_stop()
         dagster.stop()
         if simulator is not None:
             simulator.wait()
-        server.stop()
+        server.stop(timeout=STOP_GRACE_SECONDS)
         source.dispose()
         say("stopped")
 

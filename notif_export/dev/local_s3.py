@@ -209,6 +209,12 @@ class LocalS3Server:
             f"({last_error}); see {self.data_dir / 'logs'}"
         )
 
+    def request_stop(self) -> None:
+        """SIGTERM without waiting (`stop` waits), so it can shut down beside other processes."""
+        pid = self.running_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 20) -> None:
         pid = self.running_pid()
         if pid is None:

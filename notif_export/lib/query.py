@@ -14,9 +14,9 @@ import duckdb
 import pyarrow as pa
 
 from notif_export.lib.analytics import analytics_lock
-from notif_export.lib.contract import DATA_POINTS, PARTITION_COLUMN_TYPE, PARTITION_COLUMNS, DataPoint
+from notif_export.lib.contract import DATA_POINTS, PARTITION_COLUMNS, DataPoint
 from notif_export.lib.destination import Destination
-from notif_export.lib.duckdb_s3 import connect_to_bucket
+from notif_export.lib.duckdb_s3 import HIVE_TYPES, connect_to_bucket
 from notif_export.lib.settings import Settings
 
 ANALYTICS_ALIAS = "analytics"  # dbt-duckdb names the database after its file: views inside refer to it so
@@ -24,9 +24,8 @@ ANALYTICS_ALIAS = "analytics"  # dbt-duckdb names the database after its file: v
 
 def read_files_sql(destination: Destination, dp: DataPoint) -> str:
     """`read_parquet` over one data point's files, the partition columns typed explicitly."""
-    types = ", ".join(f"'{column}': {PARTITION_COLUMN_TYPE}" for column in PARTITION_COLUMNS)
     return (f"read_parquet('{destination.files_glob(dp.name)}', hive_partitioning = true, "
-            f"hive_types = {{{types}}}, union_by_name = true)")
+            f"hive_types = {HIVE_TYPES}, union_by_name = true)")
 
 
 def create_file_views(con: duckdb.DuckDBPyConnection, destination: Destination) -> dict[str, int]:
