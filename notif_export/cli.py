@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notif_export.lib import analytics, bucket_check, verify, warehouses
+from notif_export.lib import analytics, bucket_check, report, verify, warehouses
 from notif_export.lib.contract import DATA_POINTS, MESSAGES
 from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import rewrite_hour
@@ -226,6 +226,14 @@ def _stop_child(child: subprocess.Popen, timeout: float = 20) -> None:
         pass
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    """The analytics report: one self-contained HTML page from the analytics database."""
+    config = _settings()
+    output = args.output or config.home / "report.html"
+    shown = report.write_report(config, output, args.days)
+    print(f"report of {shown.start:%Y-%m-%d %H:00} to {shown.end:%Y-%m-%d %H:00} UTC written to {output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notif-export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -282,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--s3-port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    report_page = sub.add_parser("report", help="write the delivery and error report, one HTML page viewable offline")
+    report_page.add_argument("--output", type=Path, metavar="PATH", help="default: $NOTIF_EXPORT_HOME/report.html")
+    report_page.add_argument("--days", type=int, default=7, help="the days up to the newest hour with messages")
+    report_page.set_defaults(func=cmd_report)
     return parser
 
 
@@ -291,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except SystemExit as exc:  # check and dbt end with their own exit code
         return exc.code if isinstance(exc.code, int) else 1
-    except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError, HourError, CannotCheck) as exc:
+    except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError, HourError, CannotCheck,
+            report.ReportError) as exc:
         print(f"notif-export: {exc}", file=sys.stderr)
         return 2
     return 0
