@@ -14,6 +14,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
   echo "$want" > "$stamp"
 fi
+# Debian's Chromium for the report's headless browser test (Playwright cannot download its own
+# browsers here); without it that test is skipped, saying why.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium for the report test (Debian package)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+    || echo "could not install chromium: the report's browser test will be skipped"
+fi
 # The dbt manifest the Dagster code location loads its dbt assets from (nothing runs dbt when
 # Dagster loads the code). Partial parsing makes a repeat quick.
 .venv/bin/notif-export dbt parse --quiet
