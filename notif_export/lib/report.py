@@ -10,7 +10,7 @@ written once per page whatever the number of charts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -161,18 +161,19 @@ def write_report(config: Settings, output: Path, days: int) -> Report:
         raise ReportError(f"the report covers at least one day, not {days}")
     database = config.duckdb_path
     if not database.exists():
-        where = ("" if config.dbt.target == "duckdb" else
-                 f" (the report reads the DuckDB target's database; NOTIF_EXPORT_DBT_TARGET is {config.dbt.target})")
-        raise ReportError(f"no analytics database at {database}{where}: build it first with `notif-export dbt build`")
+        build = "notif-export dbt build"
+        if config.dbt.target != "duckdb":  # the models are in the warehouse; the report reads DuckDB's
+            build = f"NOTIF_EXPORT_DBT_TARGET=duckdb {build}"
+        raise ReportError(f"no analytics database at {database}: build it first with `{build}`")
     try:
         with marts.connect(database) as con:
             report = read_report(con, days)
     except duckdb.CatalogException as exc:
         raise ReportError(f"{database} lacks the marts ({exc}): build them with `notif-export dbt build`") from None
-    except duckdb.Error as exc:  # e.g. a build holds the file's lock
-        raise ReportError(f"could not read {database}: {exc}") from None
+    except duckdb.Error as exc:
+        raise ReportError(f"could not read {database} (a dbt build locks it while it runs): {exc}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(report, database, datetime.now(timezone.utc)), encoding="utf-8")
+    output.write_text(render(report, database, datetime.now(UTC)), encoding="utf-8")
     return report
 
 
