@@ -57,7 +57,7 @@ def build_analytics_assets() -> dg.AssetsDefinition:
     return analytics_models
 
 
-def with_mart_summaries(invocation: DbtCliInvocation, database: Path, log) -> Iterator:
+def with_mart_summaries(invocation: DbtCliInvocation, database: Path, log: dg.DagsterLogManager) -> Iterator:
     """The build's events, each mart's output with its summary (`marts.summary`) as metadata:
     the row count under Dagster's own key (which dagster-dbt's `fetch_row_counts` records too),
     and the delivery rates.
