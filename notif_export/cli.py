@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from notif_export.dev.demo import DemoError, run_demo
 from notif_export.dev.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
 from notif_export.dev.simulator import Simulator, TrafficMix, utc_now
-from notif_export.lib import analytics, bucket_check, dagster_api, query, verify, warehouses
+from notif_export.lib import analytics, bucket_check, dagster_api, query, report, verify, warehouses
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import rewrite_hour
@@ -222,6 +223,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(_settings(), args.port, args.s3_port, args.seed, args.history_hours)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    """The analytics report: one self-contained HTML page from the analytics database."""
+    config = _settings()
+    output = args.output or config.home / "report.html"
+    shown = report.write_report(config, output, args.days)
+    print(f"report of {shown.start:%Y-%m-%d %H:00} to {shown.end:%Y-%m-%d %H:00} UTC written to {output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notif-export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -294,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--history-hours", type=float, default=24, help="history simulated into a new source")
     demo.set_defaults(func=cmd_demo)
+
+    report_page = sub.add_parser("report", help="write the delivery and error report, one HTML page viewable offline")
+    report_page.add_argument("--output", type=Path, metavar="PATH", help="default: $NOTIF_EXPORT_HOME/report.html")
+    report_page.add_argument("--days", type=int, default=7, help="the days up to the newest hour with messages")
+    report_page.set_defaults(func=cmd_report)
     return parser
 
 
@@ -304,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # check and dbt end with their own exit code
         return exc.code if isinstance(exc.code, int) else 1
     except (SettingsError, SourceError, LocalS3Error, warehouses.WarehouseError, HourError, CannotCheck,
-            DemoError, dagster_api.DagsterApiError) as exc:
+            DemoError, dagster_api.DagsterApiError, report.ReportError) as exc:
         print(f"notif-export: {exc}", file=sys.stderr)
         return 2
     return 0

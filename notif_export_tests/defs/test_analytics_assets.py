@@ -94,6 +94,41 @@ def table_contents(duckdb_path: Path) -> dict[str, list[tuple]]:
         return contents
 
 
+MARTS = ("requests", "workflow_executions", "messages", "delivery_hourly", "delivery_daily", "error_events",
+         "errors_hourly", "message_trace")
+
+
+def assert_mart_summaries(result: dg.ExecuteInProcessResult, duckdb_path: Path, db) -> None:
+    """Each mart's materialization records its row count, and the delivery marts the rates of the
+    whole table, as the source's messages imply them (counted here from the source alone)."""
+    recorded = {event.asset_key.path[-1]: {name: value.value for name, value in event.materialization.metadata.items()}
+                for event in result.get_asset_materialization_events() if event.asset_key.path[-1] in MARTS}
+    assert set(recorded) == set(MARTS)
+    messages = TABLES["messages"]
+    with db.connect() as conn:
+        counts = {name: conn.execute(sa.select(sa.func.count()).select_from(TABLES[name])).scalar_one()
+                  for name in DATA_POINTS}
+        sent = conn.execute(sa.select(messages.c.created_at, messages.c.channel_slug, messages.c.vendor_slug,
+                                      messages.c.workflow_slug, messages.c.tenant_id, messages.c.message_status,
+                                      messages.c.message_triggered_at, messages.c.message_delivered_at,
+                                      messages.c.message_seen_at)).all()
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        errors = {mart: con.execute(f"SELECT count(*) FROM main.{mart}").fetchone()[0]
+                  for mart in ("error_events", "errors_hourly")}
+    triggered = sum(m.message_triggered_at is not None for m in sent)
+    delivered = sum(m.message_delivered_at is not None for m in sent)
+    rates = {"delivered_rate": pytest.approx(delivered / triggered),
+             "failed_rate": pytest.approx(sum(m.message_status == "delivery_failed" for m in sent) / triggered),
+             "seen_rate": pytest.approx(sum(m.message_seen_at is not None for m in sent) / delivered)}
+    groups = {grain: len({(cut(m.created_at), *m[1:5]) for m in sent}) for grain, cut in
+              (("hourly", lambda t: t.replace(minute=0, second=0, microsecond=0)), ("daily", lambda t: t.date()))}
+    assert {mart: metadata.get("dagster/row_count") for mart, metadata in recorded.items()} == {
+        **counts, "message_trace": counts["messages"], **errors,
+        "delivery_hourly": groups["hourly"], "delivery_daily": groups["daily"]}
+    for grain in ("hourly", "daily"):
+        assert {name: recorded[f"delivery_{grain}"][name] for name in rates} == rates
+
+
 def build_models(env: dict[str, str]) -> dg.ExecuteInProcessResult:
     defs = build_definitions(env)
     return dg.materialize([defs.get_assets_def(dg.AssetKey(["analytics", "messages"]))], resources=defs.resources)
@@ -130,6 +165,7 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     checks = first.get_asset_check_evaluations()
     assert len(checks) >= 40 and all(c.passed for c in checks)
     assert_models_equal_source(home / "analytics.duckdb", source)
+    assert_mart_summaries(first, home / "analytics.duckdb", source)
 
     # Statuses move on: messages are clicked, a failed delivery is retried and delivered (its
     # error goes away), a workflow step logs an error (its messages' trace changes). The sync's
@@ -183,8 +219,10 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     assert len(expected) < len(HOURS)
     assert all(any(e.endswith(r) for e in expected) for r in rewritten)
 
-    assert build_models(env).success
+    incremental = build_models(env)
+    assert incremental.success
     assert_models_equal_source(home / "analytics.duckdb", source)  # the erased messages are gone too
+    assert_mart_summaries(incremental, home / "analytics.duckdb", source)  # of the whole tables, not the changes
     with duckdb.connect(str(home / "analytics.duckdb"), read_only=True) as con:
         for table in ("int_messages__latest", "messages"):  # message_trace: compared with a full build below
             assert con.execute(f"SELECT count(*) FROM main.{table} WHERE message_id IN (SELECT unnest(?))",

@@ -1,14 +1,21 @@
-"""The dbt models as assets downstream of the exports; dbt tests are their asset checks."""
+"""The dbt models as assets downstream of the exports; dbt tests are their asset checks; each
+mart's materialization records its summary (rows, delivery rates) for Dagster to plot."""
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, dbt_assets
+import duckdb
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from notif_export.defs.analytics.resources import AnalyticsResource, dbt_project
+from notif_export.lib import marts
 
 ANALYTICS_GROUP = "analytics"
+# Dagster's own key for a table's row count: the UI shows it on the asset's page and in the catalog.
+ROW_COUNT = "dagster/row_count"
 
 
 class AnalyticsTranslator(DagsterDbtTranslator):
@@ -39,6 +46,46 @@ def build_analytics_assets() -> dg.AssetsDefinition:
         name="analytics_models",
     )
     def analytics_models(context: dg.AssetExecutionContext, analytics: AnalyticsResource):
-        yield from analytics.cli(["build"], context=context).stream()
+        invocation = analytics.cli(["build"], context=context)
+        if analytics.duckdb_path is None:
+            # BigQuery and Athena: no summaries, as each would be a query billed by the warehouse
+            # on every build.
+            yield from invocation.stream()
+        else:
+            yield from with_mart_summaries(invocation, analytics.duckdb_path, context.log)
 
     return analytics_models
+
+
+def with_mart_summaries(invocation: DbtCliInvocation, database: Path, log: dg.DagsterLogManager) -> Iterator:
+    """The build's events, each mart's output with its summary (`marts.summary`) as metadata:
+    the row count under Dagster's own key (which dagster-dbt's `fetch_row_counts` records too),
+    and the delivery rates.
+
+    dbt holds the DuckDB file's write lock until it exits, so the events are collected first and
+    the marts read afterwards. (dagster-dbt's `fetch_row_counts` waits the same way on DuckDB, but
+    counts no views, and three marts are views, computes no rates, and opens the database through
+    dbt's adapter, which needs the credentials dbt was started with.)
+    """
+    events, failure = [], None
+    try:
+        events.extend(invocation.stream())  # keeps the events read before an error
+    except DagsterDbtCliRuntimeError as exc:  # a model or test failed: the marts built are recorded all the same
+        failure = exc
+    nodes = invocation.manifest["nodes"]
+    outputs = [(i, nodes[event.metadata["unique_id"].text]) for i, event in enumerate(events)
+               if isinstance(event, dg.Output)]
+    try:
+        with marts.connect(database) as con:
+            for i, node in outputs:
+                if node["fqn"][1] == "marts":
+                    summary = marts.summary(con, node["schema"], node["alias"])
+                    events[i] = events[i].with_metadata(
+                        {**events[i].metadata, ROW_COUNT: summary.pop("rows"), **summary})
+    except duckdb.Error as exc:
+        # e.g. a build outside Dagster holds the file now: the materializations go unsummarized
+        # rather than unrecorded.
+        log.warning(f"mart summaries left out: {exc}")
+    yield from events
+    if failure is not None:
+        raise failure

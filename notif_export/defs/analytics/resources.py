@@ -3,6 +3,7 @@
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
@@ -35,6 +36,13 @@ class AnalyticsResource(dg.ConfigurableResource):
         # variables are set only while it starts the dbt process.
         with _environment(env):
             return self.dbt.cli(args, context=context)
+
+    @property
+    def duckdb_path(self) -> Path | None:
+        """The database file dbt builds on the DuckDB target; None on BigQuery and Athena."""
+        if self.settings_env["NOTIF_EXPORT_DBT_TARGET"] != "duckdb":
+            return None
+        return Path(self.settings_env["NOTIF_EXPORT_DUCKDB_PATH"])
 
 
 @contextmanager
