@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from notif_export.lib import marts
+from notif_export.lib.analytics import analytics_lock
 from notif_export.lib.settings import Settings
 
 FUNNEL_STEPS = ("triggered", "delivered", "seen", "clicked")
@@ -166,12 +167,12 @@ def write_report(config: Settings, output: Path, days: int) -> Report:
             build = f"NOTIF_EXPORT_DBT_TARGET=duckdb {build}"
         raise ReportError(f"no analytics database at {database}: build it first with `{build}`")
     try:
-        with marts.connect(database) as con:
+        with analytics_lock(database, shared=True), marts.connect(database) as con:  # waits for a build
             report = read_report(con, days)
     except duckdb.CatalogException as exc:
         raise ReportError(f"{database} lacks the marts ({exc}): build them with `notif-export dbt build`") from None
     except duckdb.Error as exc:
-        raise ReportError(f"could not read {database} (a dbt build locks it while it runs): {exc}") from None
+        raise ReportError(f"could not read {database}: {exc}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(report, database, datetime.now(UTC)), encoding="utf-8")
     return report

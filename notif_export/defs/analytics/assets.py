@@ -12,6 +12,7 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from notif_export.defs.analytics.resources import AnalyticsResource, dbt_project
 from notif_export.lib import marts
+from notif_export.lib.analytics import analytics_lock
 
 ANALYTICS_GROUP = "analytics"
 # Dagster's own key for a table's row count: the UI shows it on the asset's page and in the catalog.
@@ -46,12 +47,16 @@ def build_analytics_assets() -> dg.AssetsDefinition:
         name="analytics_models",
     )
     def analytics_models(context: dg.AssetExecutionContext, analytics: AnalyticsResource):
-        invocation = analytics.cli(["build"], context=context)
         if analytics.duckdb_path is None:
             # BigQuery and Athena: no summaries, as each would be a query billed by the warehouse
             # on every build.
-            yield from invocation.stream()
-        else:
+            yield from analytics.cli(["build"], context=context).stream()
+            return
+        # Queued behind a `notif-export dbt` build or a query reading the database, instead of
+        # failing on DuckDB's file lock.
+        with analytics_lock(analytics.duckdb_path, waiting=lambda: context.log.info(
+                "waiting for another build or a query of the analytics database to finish")):
+            invocation = analytics.cli(["build"], context=context)
             yield from with_mart_summaries(invocation, analytics.duckdb_path, context.log)
 
     return analytics_models
