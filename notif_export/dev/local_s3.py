@@ -6,6 +6,7 @@ stopped by its own PID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -136,6 +137,11 @@ class LocalS3Server:
     def running_pid(self) -> int | None:
         try:
             pid = int(self._pid_file.read_text())
+            try:  # our own child that exited is a zombie until reaped: reap it, it is not running
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    return None
+            except ChildProcessError:  # another process's child
+                pass
             os.kill(pid, 0)
             return pid
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
@@ -217,21 +223,25 @@ class LocalS3Server:
 
     def stop(self, timeout: float = 20) -> None:
         pid = self.running_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            self._wait_gone(pid, timeout)
+        self._pid_file.unlink(missing_ok=True)
+
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 finished, _ = os.waitpid(pid, os.WNOHANG)
                 if finished:
-                    break
+                    return
             except ChildProcessError:  # not our child: poll until it is gone
                 try:
                     os.kill(pid, 0)
                 except ProcessLookupError:
-                    break
+                    return
             time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-        self._pid_file.unlink(missing_ok=True)
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
