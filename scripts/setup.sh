@@ -16,7 +16,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # package indexes) goes to a log, shown when the install fails.
   log=.venv/pip-install.log
   if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt \
-      -e ".[test]" 2>&1 | tee "$log" | { grep --line-buffered '^Collecting ' || true; } | sed -u 's/^Collecting /  /'; then
+      -e ".[test]" 2>&1 | tee "$log" | { grep --line-buffered '^Collecting ' || true; } \
+      | sed -u -e 's/^Collecting /  /' -e 's/ (from .*)$//'; then
     echo "==> the install failed; the end of $log:" >&2
     tail -n 25 "$log" >&2
     exit 1
