@@ -9,6 +9,7 @@ would from the UI, so the partitions and the marts are complete; the sync then r
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -165,9 +166,8 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
     say(f"local S3 server on {server.endpoint_url}, bucket {settings.destination.bucket!r}")
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    instance_yaml = dagster_home / "dagster.yaml"
-    if not instance_yaml.exists():  # an explicit instance config; no telemetry from a local demo
-        instance_yaml.write_text("telemetry:\n  enabled: false\n")
+    # The documented instance (run retries, run monitoring, no telemetry), kept up to date.
+    shutil.copyfile(PROJECT_DIR / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**os.environ, **server.aws_env(), "NOTIF_EXPORT_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
     source = SourceDatabase(settings.source_url)
     simulator: subprocess.Popen | None = None

@@ -9,8 +9,9 @@ it was.
 from __future__ import annotations
 
 import io
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 PART_SIZE = 8 * 1024 * 1024  # S3 needs at least 5 MiB per part (but the last)
@@ -106,3 +107,17 @@ class S3MultipartWriter(io.RawIOBase):
     def close(self) -> None:
         # pyarrow closes its sink when the Parquet footer is written; completing is explicit.
         pass
+
+
+def abort_stale_uploads(client: Any, bucket: str, prefix: str, started_before: datetime,
+                        key_filter: Callable[[str], bool]) -> int:
+    """Abort the multipart uploads under `prefix` started before `started_before` whose key
+    passes `key_filter`: left by a writer killed mid-upload (no live run takes that long), they
+    are invisible but S3 keeps their parts, and bills them, until aborted. Returns how many."""
+    aborted = 0
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            if upload["Initiated"] < started_before and key_filter(upload["Key"]):
+                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+    return aborted

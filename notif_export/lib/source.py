@@ -71,6 +71,10 @@ class SourceError(RuntimeError):
     """The source database is unreachable or not what we expect; the message says what to fix."""
 
 
+class SourceUnreachable(SourceError):
+    """The database did not answer or refused the connection: worth trying again later."""
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
@@ -130,7 +134,7 @@ class SourceDatabase:
             return self.engine.connect()
         except sa.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise SourceError(
+            raise SourceUnreachable(
                 f"cannot connect to the source database {self.display_url}: {reason}. "
                 "Check NOTIF_EXPORT_SOURCE_URL and that the database server is running."
             ) from None
@@ -202,7 +206,7 @@ class SourceDatabase:
         try:
             conn = adbc_driver_postgresql.dbapi.connect(uri)
         except Exception as exc:  # ADBC raises its own error classes; the URL may hold a password
-            raise SourceError(
+            raise SourceUnreachable(
                 f"cannot connect to the source database {self.display_url}: "
                 f"{str(exc).replace(uri, self.display_url).splitlines()[0]}. Check "
                 "NOTIF_EXPORT_SOURCE_URL and that the database server is running."

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
+from notif_export.defs.shared.retries import EXPORT_RETRY_POLICY, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours, run_cutoff
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 
@@ -17,6 +18,7 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
         # A backfill of many hours is one run (runs cost seconds to start); each hour is still
         # written to its own file.
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=EXPORT_RETRY_POLICY,
         kinds={"s3", "parquet"},
         description=f"`{dp.name}` rows created in the hour, latest state, as "
         f"`.../year=YYYY/month=MM/day=DD/hour=HH/{dp.name}.parquet`.",
@@ -26,7 +28,8 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
     ) -> dg.MaterializeResult:
         keys = context.partition_keys
         hours = [partitions_def.time_window_for_partition_key(key).start for key in keys]
-        results = rewrite_hours(context, dp, hours, source, destination, run_cutoff(context))
+        with retried_if_transient():
+            results = rewrite_hours(context, dp, hours, source, destination, run_cutoff(context))
         for key, result in zip(keys, results):
             # Each hour's partition records its own figures, also in a run over many hours;
             # an hour without rows is recorded too (rows 0, no file): exported, not missing.

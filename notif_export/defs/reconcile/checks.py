@@ -2,18 +2,21 @@
 window? Drifted hours are rewritten in the same run and verified again; the check fails only
 when drift remains."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+from botocore.exceptions import ClientError
 from dagster_duckdb import DuckDBResource
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
 from notif_export.defs.shared.rewrite_hours import record_hour, rewrite_and_record_hours
 from notif_export.defs.shared.runs import RECONCILE_CHECK_NAME
 from notif_export.lib.contract import DATA_POINTS, DataPoint
+from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import HourExport
 from notif_export.lib.hours import hour_key, parse_hour
+from notif_export.lib.s3_upload import abort_stale_uploads
 from notif_export.lib.settings import Settings
 from notif_export.lib.verify import reconcile, recent_window, render, verify
 
@@ -50,6 +53,7 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
                 connect_to_bucket(con, destination.connection.access())
                 found, after = reconcile(
                     lambda: verify(db, s3, destination.destination, dp, start, end, con, settled_before), repair)
+            aborted = abort_killed_uploads(context, s3, destination.destination, dp, now, settings)
         finally:
             db.dispose()
         remaining = after if after is not None else found
@@ -73,6 +77,7 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
                 "hours_repaired": len(found.drift) - len(remaining.drift),
                 "hours_still_drifted": len(remaining.drift),
                 "empty_hours_recorded": sum(hour_key(h) not in exported for h in found.empty_hours),
+                "stale_uploads_aborted": aborted,
                 **{name.replace(" ", "_"): n for name, n in totals.items() if name.startswith(("rows", "files"))},
                 "window": f"{hour_key(start)} to {hour_key(end)} (rows updated after {settled_before:%H:%M:%S} "
                           "UTC are the sync's)",
@@ -81,6 +86,18 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
         )
 
     return bucket_matches_source
+
+
+def abort_killed_uploads(context: dg.AssetCheckExecutionContext, s3, target: Destination, dp: DataPoint,
+                         now: datetime, settings: Settings) -> int:
+    """The multipart uploads of killed runs: older than any run may take (the sync's run timeout)."""
+    try:
+        return abort_stale_uploads(s3, target.bucket, target.prefix,
+                                   now - timedelta(seconds=settings.sync_run_timeout_seconds),
+                                   lambda key: key.endswith(f"/{dp.name}.parquet"))
+    except ClientError as exc:  # e.g. no s3:ListBucketMultipartUploads: the lifecycle rule is left to do it
+        context.log.warning(f"could not list or abort incomplete multipart uploads: {exc}")
+        return 0
 
 
 def build_reconcile_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:

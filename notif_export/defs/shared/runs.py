@@ -15,6 +15,7 @@ SYNC_TICK_RUNS_TAG = "notif_export/sync_tick_runs"
 DATA_POINT_TAG = "notif_export/data_point"
 HOURS_TAG = "notif_export/hours"
 BACKFILL_TAG = "dagster/backfill"  # set by Dagster on every run of a backfill: its id
+MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring fails a run that runs longer (seconds)
 
 FAILED = [dg.DagsterRunStatus(name) for name in run_status.FAILED]
 UNFINISHED = [dg.DagsterRunStatus(name) for name in run_status.UNFINISHED]

@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import field_validator
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
+from notif_export.defs.shared.retries import EXPORT_RETRY_POLICY, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import rewrite_and_record_hours, run_cutoff
 from notif_export.defs.shared.runs import SYNC_JOB_NAME
 from notif_export.lib.contract import DATA_POINTS
@@ -26,7 +27,7 @@ class RewriteHoursConfig(dg.Config):
 
 
 @dg.op(description="Rewrite the given hours of one data point and record each as a materialization "
-                   "of that hour's partition.")
+                   "of that hour's partition.", retry_policy=EXPORT_RETRY_POLICY)
 def rewrite_dirty_hours(
     context: dg.OpExecutionContext,
     config: RewriteHoursConfig,
@@ -36,7 +37,8 @@ def rewrite_dirty_hours(
     dp = DATA_POINTS[config.data_point]
     hours = [parse_hour(h, "hours") for h in config.hours]
     cutoff = datetime.fromisoformat(config.created_before) if config.created_before else run_cutoff(context)
-    rewrite_and_record_hours(context, dp, hours, source, destination, cutoff)
+    with retried_if_transient():
+        rewrite_and_record_hours(context, dp, hours, source, destination, cutoff)
 
 
 @dg.job(name=SYNC_JOB_NAME, tags={"notif_export/kind": "sync"},

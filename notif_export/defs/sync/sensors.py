@@ -6,8 +6,15 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from notif_export.defs.shared.resources import SourceResource
-from notif_export.defs.shared.runs import (DATA_POINT_TAG, FAILED, HOURS_TAG, SYNC_RUN_TAG, SYNC_TICK_RUNS_TAG,
-                                           SYNC_TICK_TAG)
+from notif_export.defs.shared.runs import (
+    DATA_POINT_TAG,
+    FAILED,
+    HOURS_TAG,
+    MAX_RUNTIME_TAG,
+    SYNC_RUN_TAG,
+    SYNC_TICK_RUNS_TAG,
+    SYNC_TICK_TAG,
+)
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import describe_hours
 from notif_export.lib.settings import Settings
@@ -67,7 +74,10 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
                     run_key=run_key,
                     run_config=dg.RunConfig(ops={"rewrite_dirty_hours": {"config": {
                         "data_point": name, "hours": dirty.hours, "created_before": now.isoformat()}}}),
-                    tags={SYNC_RUN_TAG: run_key, DATA_POINT_TAG: name, HOURS_TAG: str(len(dirty.hours))},
+                    # Run monitoring fails a run still going after this (its worker gone: a
+                    # crash or a kill leaves it "started"), so run_retries and the next tick redo it.
+                    tags={SYNC_RUN_TAG: run_key, DATA_POINT_TAG: name, HOURS_TAG: str(len(dirty.hours)),
+                          MAX_RUNTIME_TAG: str(settings.sync_run_timeout_seconds)},
                 ))
         finally:
             db.dispose()
