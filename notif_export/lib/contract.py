@@ -42,6 +42,13 @@ class DataPoint:
     name: str
     schema: pa.Schema
     unique_key: tuple[str, ...]
+    # The key's parts that must be set for a row to be identified: each group needs one non-null
+    # column (a group of two is a coalesce). Empty: every column of `unique_key` is required.
+    required_key: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def key_groups(self) -> tuple[tuple[str, ...], ...]:
+        return self.required_key or tuple((c,) for c in self.unique_key)
 
     @property
     def columns(self) -> list[str]:
@@ -163,6 +170,10 @@ MESSAGES = DataPoint(
         "channel_slug",
         "channel_value",
     ),
+    # channel_value is coalesced to '' in the key: a message to a channel without an address is
+    # still identified.
+    required_key=(("wf_execution_id", "broadcast_execution_id"), ("recipient_distinct_id",), ("node_id",),
+                  ("channel_slug",)),
 )
 
 DATA_POINTS: dict[str, DataPoint] = {dp.name: dp for dp in (REQUESTS, WORKFLOW_EXECUTIONS, MESSAGES)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
+from notif_export.lib.bad_rows import BadRows
 from notif_export.lib.contract import SCHEMA_VERSION, DataPoint
 from notif_export.lib.s3_upload import S3MultipartWriter
 from notif_export.lib.destination import Destination
@@ -35,6 +36,7 @@ class HourExport:
     bytes: int
     max_updated_at: datetime | None
     warning: str | None = None
+    bad_rows: dict[str, int] = field(default_factory=dict)  # kind -> rows (see bad_rows.py)
 
     @property
     def written(self) -> bool:
@@ -72,7 +74,8 @@ def rewrite_hour(
     writer: pq.ParquetWriter | None = None
     warning = None
     # PostgreSQL rows cost CPU to convert: two readers keep both cores busy.
-    readers = source.read_hour(dp, start, slices=READERS if source.is_postgresql else 1,
+    bad_rows = BadRows()
+    readers = source.read_hour(dp, start, bad_rows, slices=READERS if source.is_postgresql else 1,
                                created_before=created_before)
     try:
         for batch in _prefetched(readers):
@@ -110,6 +113,7 @@ def rewrite_hour(
         bytes=sink.bytes_written,
         max_updated_at=stream.newest,
         warning=warning,
+        bad_rows=bad_rows.by_hour().get(start, {}),
     )
 
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from notif_export.lib.bad_rows import BadRows, Duplicates, keyed, nested_array, text_array
 from notif_export.lib.contract import DATA_POINTS, MESSAGES, DataPoint
-from notif_export.lib.hours import hour_bounds
+from notif_export.lib.hours import EPOCH, hour_bounds
 
 BATCH_ROWS = 65_536
 
@@ -79,24 +81,49 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-def conform(columns: Mapping[str, Sequence | pa.Array], schema: pa.Schema) -> pa.RecordBatch:
-    """Build a record batch in the contract's types from column values read from the source.
+def conform(columns: Mapping[str, Sequence | pa.Array], schema: pa.Schema, dp: DataPoint,
+            bad_rows: BadRows, duplicates: Duplicates | None = None) -> pa.RecordBatch:
+    """Build a record batch in the contract's types from column values read from the source,
+    applying the bad-row rules (`bad_rows.py`) and counting what they did in `bad_rows`.
 
-    Nested columns arrive as JSON text (ADBC) or already decoded (SQLAlchemy); naive timestamps
-    (SQLite) are UTC.
+    Nested columns arrive as JSON text (ADBC, SQLite); strings as bytes from SQLite (which holds
+    whatever bytes were written) and as strings from ADBC (PostgreSQL holds valid UTF-8 only);
+    naive timestamps (SQLite) are UTC.
     """
     arrays = []
+    invalid_utf8: list[int] = []
+    invalid_json: list[int] = []
     for field in schema:
         values = columns[field.name]
         if pa.types.is_nested(field.type):
             if isinstance(values, pa.Array):
                 values = values.to_pylist()
-            values = [json.loads(v) if isinstance(v, str) else v for v in values]
-        if isinstance(values, pa.Array):
+            arrays.append(nested_array(values, field.type, _decode_json, invalid_json))
+        elif isinstance(values, pa.Array):
             arrays.append(values.cast(field.type))
+        elif pa.types.is_string(field.type):
+            arrays.append(text_array(values, invalid_utf8))
         else:
             arrays.append(pa.array(values, type=field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    created_at = batch.column("created_at")
+    for kind, rows in (("invalid_utf8", invalid_utf8), ("invalid_nested_json", invalid_json)):
+        if rows:
+            bad_rows.add(kind, created_at.take(sorted(set(rows))))
+    mask = keyed(batch, dp)
+    if mask is not None:
+        bad_rows.add("null_key", created_at.filter(pc.invert(mask)))
+        batch = batch.filter(mask)
+    if duplicates is not None:
+        mask = duplicates.keep(batch)
+        if mask is not None:
+            bad_rows.add("duplicate_key", batch.column("created_at").filter(pc.invert(mask)))
+            batch = batch.filter(mask)
+    return batch
+
+
+def _decode_json(value):
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 class SourceDatabase:
@@ -116,6 +143,7 @@ class SourceDatabase:
         self.engine = sa.create_engine(self.url, connect_args={"timeout": 30} if self.is_sqlite else {})
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._enforced: dict[str, bool] = {}  # per data point: does the source's unique index hold?
 
     @property
     def is_sqlite(self) -> bool:
@@ -154,10 +182,11 @@ class SourceDatabase:
                 "run `notif-export source init` (or point NOTIF_EXPORT_SOURCE_URL at the log database)."
             )
 
-    def read_hour(self, dp: DataPoint, hour: datetime, slices: int = 1,
+    def read_hour(self, dp: DataPoint, hour: datetime, bad_rows: BadRows, slices: int = 1,
                   created_before: datetime | None = None) -> list[Iterator[pa.RecordBatch]]:
         """Every row created in the hour starting at `hour` (and before `created_before`, the
-        cutoff of the sync tick or backfill that reads it), latest state, as contract batches.
+        cutoff of the sync tick or backfill that reads it), latest state, as contract batches;
+        the bad rows met are counted in `bad_rows`.
 
         The hour is cut into `slices` consecutive time ranges, one reader each, so that they can
         be read in parallel (converting PostgreSQL's rows is CPU-bound); their rows in order
@@ -167,30 +196,65 @@ class SourceDatabase:
         end = max(start, min(end, created_before)) if created_before else end
         step = (end - start) / slices
         bounds = [(start + step * i, start + step * (i + 1) if i < slices - 1 else end) for i in range(slices)]
-        return [self.read_range(dp, lo, hi) for lo, hi in bounds]
+        duplicates = self.duplicates(dp, start, end)  # over the whole hour: a pair may span slices
+        return [self.read_range(dp, lo, hi, bad_rows=bad_rows, duplicates=duplicates) for lo, hi in bounds]
 
-    def read_range(self, dp: DataPoint, start: datetime, end: datetime,
-                   columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-        """The rows created in [start, end), all the contract's columns or only `columns`."""
+    def read_range(self, dp: DataPoint, start: datetime, end: datetime, columns: list[str] | None = None,
+                   bad_rows: BadRows | None = None, duplicates: Duplicates | None = None
+                   ) -> Iterator[pa.RecordBatch]:
+        """The rows created in [start, end), all the contract's columns or only `columns` (with the
+        key's), bad rows counted in `bad_rows`. `duplicates` of the range: found here when None."""
         schema = pa.schema([dp.schema.field(c) for c in columns]) if columns else dp.schema
         if start >= end:
             return iter(())
-        if self.is_postgresql:
-            return self._read_range_adbc(dp, schema, start, end)
-        return self._read_range_sqlalchemy(dp, schema, start, end)
+        bad_rows = bad_rows if bad_rows is not None else BadRows()
+        duplicates = duplicates if duplicates is not None else self.duplicates(dp, start, end)
+        read = self._read_range_adbc if self.is_postgresql else self._read_range_sqlalchemy
+        return (conform(values, schema, dp, bad_rows, duplicates) for values in read(dp, schema, start, end))
+
+    def duplicates(self, dp: DataPoint, start: datetime, end: datetime) -> Duplicates | None:
+        """The keys held by several rows of one hour in [start, end); None when the source's own
+        unique index rules them out (the usual case: no extra read)."""
+        if self._key_enforced(dp):
+            return None
+        keys = ["created_at", "updated_at", *dp.unique_key]
+        schema = pa.schema([dp.schema.field(c) for c in keys])
+        read = self._read_range_adbc if self.is_postgresql else self._read_range_sqlalchemy
+        batches = [conform(values, schema, dp, BadRows()) for values in read(dp, schema, start, end)]
+        return Duplicates(pa.Table.from_batches(batches, schema=schema), dp)
+
+    def _key_enforced(self, dp: DataPoint) -> bool:
+        if dp.name not in self._enforced:
+            table = TABLES[dp.name]
+            with self.connect() as conn:
+                if table.primary_key.columns:
+                    pk = sa.inspect(conn).get_pk_constraint(dp.name)["constrained_columns"]
+                    # SQLite lets NULLs into a text primary key, but NULL keys are skipped anyway.
+                    enforced = pk == [c.name for c in table.primary_key.columns]
+                else:  # an expression index, which SQLAlchemy does not reflect on SQLite
+                    names = [i.name for i in table.indexes if i.unique]
+                    query = ("SELECT name FROM sqlite_master WHERE type = 'index' AND name = :name" if self.is_sqlite
+                             else "SELECT indexname FROM pg_indexes WHERE indexname = :name")
+                    enforced = all(conn.execute(sa.text(query), {"name": n}).first() for n in names)
+            self._enforced[dp.name] = enforced
+        return self._enforced[dp.name]
 
     def _read_range_sqlalchemy(self, dp: DataPoint, schema: pa.Schema, start: datetime, end: datetime,
-                               batch_rows: int = BATCH_ROWS):
+                               batch_rows: int = BATCH_ROWS) -> Iterator[dict[str, Sequence]]:
         table = TABLES[dp.name]
-        query = sa.select(*(table.c[name] for name in schema.names)).where(
-            table.c.created_at >= self._param(start), table.c.created_at < self._param(end)
-        )
+        # Text as bytes: SQLite returns whatever bytes were written, and one invalid UTF-8 value
+        # would fail the whole read in the driver; `conform` checks them a batch at a time.
+        query = sa.select(*(
+            table.c[f.name] if pa.types.is_timestamp(f.type) else sa.cast(table.c[f.name], sa.LargeBinary)
+            for f in schema
+        )).where(table.c.created_at >= self._param(start), table.c.created_at < self._param(end))
         with self.connect() as conn:
             result = conn.execution_options(yield_per=batch_rows).execute(query)
             for rows in result.partitions():
-                yield conform(dict(zip(schema.names, zip(*rows))), schema)
+                yield dict(zip(schema.names, zip(*rows)))
 
-    def _read_range_adbc(self, dp: DataPoint, schema: pa.Schema, start: datetime, end: datetime):
+    def _read_range_adbc(self, dp: DataPoint, schema: pa.Schema, start: datetime, end: datetime
+                         ) -> Iterator[dict[str, pa.Array]]:
         import adbc_driver_postgresql.dbapi
 
         select = ", ".join(
@@ -216,7 +280,7 @@ class SourceDatabase:
             cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(8 << 20)})
             cur.execute(query)
             for batch in cur.fetch_record_batch():
-                yield conform({name: batch.column(name) for name in schema.names}, schema)
+                yield {name: batch.column(name) for name in schema.names}
 
     def _param(self, value: datetime) -> datetime:
         # SQLite stores naive UTC timestamps; compare like with like so the index is used.
@@ -247,11 +311,24 @@ class SourceDatabase:
         A range scan of the updated_at index: its cost follows the rows changed, not the table.
         """
         table = TABLES[dp.name]
-        query = sa.select(table.c.created_at, table.c.updated_at)
+        # A row without created_at belongs to no hour (`rows_without_hour` counts it).
+        query = sa.select(table.c.created_at, table.c.updated_at).where(table.c.created_at.is_not(None))
         if floor is not None:
             query = query.where(table.c.updated_at > self._param(floor))
         with self.connect() as conn:
             return [(_utc(c), _utc(u)) for c, u in conn.execute(query)]
+
+    def rows_without_hour(self, dp: DataPoint, now: datetime) -> dict[str, int]:
+        """Rows no hour of the export can hold, by reason: `created_at` NULL, or out of range
+        (before 1970, or more than a day after `now`: a writer's clock that wrong is no clock skew)."""
+        table = TABLES[dp.name]
+        created = table.c.created_at
+        out_of_range = sa.or_(created < self._param(EPOCH), created > self._param(now + timedelta(days=1)))
+        query = sa.select(sa.func.count().filter(created.is_(None)), sa.func.count().filter(out_of_range)).where(
+            sa.or_(created.is_(None), out_of_range))
+        with self.connect() as conn:
+            null, outside = conn.execute(query).one()
+        return {"null_created_at": null, "created_at_out_of_range": outside}
 
     def dispose(self) -> None:
         self.engine.dispose()

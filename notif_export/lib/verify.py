@@ -9,12 +9,17 @@ are also checked for their schema (against the contract) and for hours that have
 
 Rows updated in the source after `settled_before` are left out on both sides: they are the
 sync's to export, not drift (under live traffic the newest changes are always on their way).
+
+The source is read with the export's bad-row rules (`bad_rows.py`): a row the export skips is not
+missing from the file, and a deduplicated key is compared once. The bad rows met are counted per
+hour, and the rows no hour can hold (`created_at` NULL or out of range) per data point.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from notif_export.lib.bad_rows import BadRows
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import HIVE_TYPES
@@ -64,6 +70,8 @@ class Verification:
     file_rows: int = 0
     drift: list[HourDrift] = field(default_factory=list)
     empty_hours: list[datetime] = field(default_factory=list)  # no rows and no file: as they should be
+    bad_rows: dict[datetime, dict[str, int]] = field(default_factory=dict)  # hour -> kind -> rows
+    rows_without_hour: dict[str, int] = field(default_factory=dict)        # reason -> rows, whole table
 
     @property
     def drifted_hours(self) -> list[datetime]:
@@ -78,6 +86,8 @@ class Verification:
             "rows extra": sum(d.extra for d in self.drift),
             "files for empty hours": sum(d.empty_hour_file for d in self.drift),
             "files with another schema": sum(bool(d.schema) for d in self.drift),
+            "bad rows": sum(n for kinds in self.bad_rows.values() for n in kinds.values()),
+            "rows without an hour": sum(self.rows_without_hour.values()),
         }
 
 
@@ -97,9 +107,10 @@ def verify(
     result = Verification(dp.name, start, end, hours_checked=int((end - start) / timedelta(hours=1)))
     files = bucket_files(s3, destination, dp, start, end)
     key = _key_expression(dp)
+    bad_rows = BadRows()
 
     con.register("source_reader", pa.RecordBatchReader.from_batches(
-        _key_schema(dp), source.read_range(dp, start, end, columns=_key_columns(dp))
+        _key_schema(dp), source.read_range(dp, start, end, columns=_key_columns(dp), bad_rows=bad_rows)
     ))
     con.execute("SET TimeZone = 'UTC'")
     # Hour files are small: fetching each whole beats one request per column chunk. (No metadata
@@ -173,6 +184,8 @@ def verify(
             file_rows=file_counts.get(hour) if uri else None,
             missing=missing, stale=stale, extra=extra, schema=bad_schema.get(uri, ""),
         ))
+    result.bad_rows = bad_rows.by_hour()
+    result.rows_without_hour = source.rows_without_hour(dp, datetime.now(timezone.utc))
     first, last = _hour_number(start), _hour_number(end)
     result.empty_hours = [_hour_of(h) for h in range(first, last) if h not in source_rows and h not in file_by_hour]
     con.unregister("source_reader")
@@ -267,17 +280,26 @@ def _hour_of(hour_number: int) -> datetime:
 
 def render(verifications: list[Verification]) -> Iterator[str]:
     """The per-hour table and the totals, as `notif-export verify` prints them."""
-    yield f"{'data point':<20} {'hour':<17} {'source':>8} {'file':>8} {'missing':>8} {'stale':>8} {'extra':>8}  problem"
+    yield (f"{'data point':<20} {'hour':<17} {'source':>8} {'file':>8} {'missing':>8} {'stale':>8} {'extra':>8} "
+           f"{'bad':>8}  problem")
     for v in verifications:
         for d in v.drift:
             file_rows = "-" if d.file_rows is None else str(d.file_rows)
             problem = d.schema and f"schema: {d.schema}" or ("file for an hour with no rows" if d.empty_hour_file else "")
+            bad = sum(v.bad_rows.get(d.hour, {}).values())
             yield (f"{v.data_point:<20} {hour_key(d.hour):<17} {d.source_rows:>8} {file_rows:>8} {d.missing:>8} "
-                   f"{d.stale:>8} {d.extra:>8}  {problem}")
+                   f"{d.stale:>8} {d.extra:>8} {bad:>8}  {problem}")
     for v in verifications:
         totals = v.totals()
         yield (f"{v.data_point}: {totals['hours checked']} hours, {v.source_rows} source rows, {v.file_rows} file rows; "
                + ", ".join(f"{n} {name}" for name, n in totals.items() if name != "hours checked"))
+        # Not drift: the rules of bad_rows.py, applied alike to the files and to this comparison.
+        kinds = Counter()
+        for by_kind in v.bad_rows.values():
+            kinds.update(by_kind)
+        if kinds or any(v.rows_without_hour.values()):
+            yield (f"{v.data_point}: bad rows by rule (not drift): "
+                   + ", ".join(f"{n} {kind}" for kind, n in {**kinds, **v.rows_without_hour}.items() if n))
 
 
 def reconcile(check: Callable[[], Verification], repair: Callable[[list[datetime]], object] | None

@@ -73,8 +73,8 @@ def test_failure_mid_hour_keeps_the_previous_file(traffic, s3, bucket, monkeypat
 
     real_read = type(traffic).read_range
 
-    def broken(self, dp, start, end):
-        yield next(real_read(self, dp, start, end))
+    def broken(self, dp, start, end, **kwargs):
+        yield next(real_read(self, dp, start, end, **kwargs))
         raise sa.exc.OperationalError("SELECT", {}, Exception("connection reset by peer"))
 
     monkeypatch.setattr(type(traffic), "read_range", broken)

@@ -78,7 +78,8 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
                 "hours_still_drifted": len(remaining.drift),
                 "empty_hours_recorded": sum(hour_key(h) not in exported for h in found.empty_hours),
                 "stale_uploads_aborted": aborted,
-                **{name.replace(" ", "_"): n for name, n in totals.items() if name.startswith(("rows", "files"))},
+                **{name.replace(" ", "_"): n for name, n in totals.items()
+                   if name.startswith(("rows", "files", "bad"))},
                 "window": f"{hour_key(start)} to {hour_key(end)} (rows updated after {settled_before:%H:%M:%S} "
                           "UTC are the sync's)",
                 "drift": dg.MetadataValue.md("\n".join(["```", *render([found]), "```"])),

@@ -23,6 +23,9 @@ def hour_metadata(result: HourExport) -> dict[str, dg.MetadataValue]:
         "max_updated_at": dg.MetadataValue.text(
             result.max_updated_at.isoformat() if result.max_updated_at else ""
         ),
+        # Rows the bad-row rules skipped or changed (lib/bad_rows.py), total and per kind.
+        "bad_rows": dg.MetadataValue.int(sum(result.bad_rows.values())),
+        "bad_rows_by_kind": dg.MetadataValue.json(result.bad_rows),
     }
 
 
@@ -63,6 +66,9 @@ def rewrite_hours(
             )
             if result.warning:
                 log.warning(result.warning)
+            if result.bad_rows:
+                log.warning(f"{dp.name} {hour:%Y-%m-%d %H}:00: bad rows (see the rules in lib/bad_rows.py): "
+                            + ", ".join(f"{n} {kind}" for kind, n in result.bad_rows.items()))
             results.append(result)
     finally:
         db.dispose()
