@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 
 from notif_export.lib.bad_rows import BadRows
 from notif_export.lib.contract import SCHEMA_VERSION, DataPoint
-from notif_export.lib.s3_upload import S3MultipartWriter
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import hour_start
+from notif_export.lib.s3_upload import S3MultipartWriter
 from notif_export.lib.source import SourceDatabase
 
 

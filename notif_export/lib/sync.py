@@ -33,6 +33,7 @@ from notif_export.lib.contract import DataPoint
 from notif_export.lib.hours import epoch_us, hour_key
 from notif_export.lib.source import SourceDatabase
 
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
