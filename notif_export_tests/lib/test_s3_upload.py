@@ -35,3 +35,20 @@ def test_abort_keeps_the_previous_object(s3, bucket):
     writer.abort()
     assert s3.get_object(Bucket=bucket, Key="hour.parquet")["Body"].read() == b"old"
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_only_a_killed_writers_old_upload_of_the_data_point_is_aborted(s3, bucket):
+    from datetime import datetime, timedelta, timezone
+
+    from notif_export.lib.s3_upload import abort_stale_uploads
+
+    killed = s3.create_multipart_upload(Bucket=bucket, Key="year=2026/hour=07/messages.parquet")["UploadId"]
+    other = s3.create_multipart_upload(Bucket=bucket, Key="year=2026/hour=07/requests.parquet")["UploadId"]
+    messages_only = lambda key: key.endswith("/messages.parquet")  # noqa: E731
+    in_flight_cutoff = datetime.now(timezone.utc) - timedelta(minutes=15)  # started after: a live run's
+    assert abort_stale_uploads(s3, bucket, "", in_flight_cutoff, messages_only) == 0
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert abort_stale_uploads(s3, bucket, "", later, messages_only) == 1
+    left = {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert killed not in left and other in left
+    s3.abort_multipart_upload(Bucket=bucket, Key="year=2026/hour=07/requests.parquet", UploadId=other)
