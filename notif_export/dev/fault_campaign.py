@@ -238,8 +238,12 @@ class Campaign:
                 if "api execute_run" in line and f"DAGSTER_HOME={self.home} " in line + " "]
 
     def dagster_cli(self, *args: str) -> None:
-        subprocess.run([str(Path(sys.executable).parent / "dagster"), *args, "-w", str(PROJECT_DIR / "workspace.yaml")],
-                       env=self.env(), cwd=PROJECT_DIR, capture_output=True, check=True, timeout=120)
+        """Dagster's own command line (a stop of a stopped sensor fails harmlessly: said, not raised)."""
+        done = subprocess.run([str(Path(sys.executable).parent / "dagster"), *args,
+                               "-w", str(PROJECT_DIR / "workspace.yaml")],
+                              env=self.env(), cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            self.log(f"  dagster {' '.join(args)}: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
 
     # Judging.
     def verify_all(self, now: datetime) -> dict[str, Verification]:
