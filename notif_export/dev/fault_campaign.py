@@ -44,6 +44,7 @@ FAULT_KINDS = ("s3_500", "s3_503", "s3_reset", "s3_stall", "db_refused", "late_c
 SYNC_INTERVAL = 10
 OVERLAP = 20
 RUN_TIMEOUT = 60
+MAX_FAULT_GAP = 25  # seconds between faults, on average, in a long campaign
 BIG_ROWS, BIG_ROW_BYTES = 12, 1 << 20  # an hour of requests past the multipart threshold
 
 
@@ -307,7 +308,7 @@ class Campaign:
             # Every kind once, in a seeded order, then seeded random kinds until the time is up.
             plan = list(FAULT_KINDS)
             self.random.shuffle(plan)
-            gap = fault_seconds / (len(plan) + 1)
+            gap = min(fault_seconds / (len(plan) + 1), MAX_FAULT_GAP)
             while plan or time.monotonic() - started < fault_seconds:
                 time.sleep(gap * self.random.uniform(0.6, 1.4))
                 self.inject(plan.pop(0) if plan else self.random.choice(FAULT_KINDS))
