@@ -151,6 +151,28 @@ def test_failed_run_hours_are_requested_again(source, env, instance, s3, bucket)
     assert sync.tick() == []
 
 
+def test_a_queued_run_holds_its_data_points_next_request(source, env, instance, s3, bucket):
+    """Runs slower than the interval must not pile up in the queue: while a data point's run has
+    not started, its changes wait, and the first tick after it ran finds them all."""
+    sync = Sync(instance, env)
+    sync.tick()
+    first, second = [(NOW - timedelta(hours=h)).replace(minute=0) for h in (4, 2)]
+    touch(source, "messages", [first], NOW + timedelta(minutes=1))
+    [request] = sync.tick(run=False)
+    job = build_definitions(env).resolve_job_def("sync_dirty_hours")
+    queued = instance.create_run_for_job(job_def=job, run_config=request.run_config, tags=request.tags,
+                                         status=dg.DagsterRunStatus.NOT_STARTED)  # requested, not launched
+    touch(source, "messages", [second], NOW + timedelta(minutes=2))
+    assert sync.tick() == []                                                   # waits for the queued run
+    instance.delete_run(queued.run_id)
+    job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+    assert hours_of(sync.tick()) == {"messages": [hour_key(second)]}
+    dest = Destination(bucket=bucket)
+    for hour in (first, second):
+        assert file_rows(read_object(s3, bucket, dest.object_key("messages", hour)), "messages") == \
+            source_rows(source, "messages", hour)
+
+
 def test_late_commit_from_a_concurrent_writer_on_postgresql(pg_url, bucket, aws_env, instance, s3):
     from notif_export.lib.source import SourceDatabase
 

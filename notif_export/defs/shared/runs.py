@@ -18,4 +18,5 @@ BACKFILL_TAG = "dagster/backfill"  # set by Dagster on every run of a backfill: 
 MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring fails a run that runs longer (seconds)
 
 FAILED = [dg.DagsterRunStatus(name) for name in run_status.FAILED]
+QUEUED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]  # requested, not launched yet
 UNFINISHED = [dg.DagsterRunStatus(name) for name in run_status.UNFINISHED]

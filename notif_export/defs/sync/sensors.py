@@ -11,6 +11,7 @@ from notif_export.defs.shared.runs import (
     FAILED,
     HOURS_TAG,
     MAX_RUNTIME_TAG,
+    QUEUED,
     SYNC_RUN_TAG,
     SYNC_TICK_RUNS_TAG,
     SYNC_TICK_TAG,
@@ -27,6 +28,8 @@ def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
         return "missing"  # requested, not launched yet (or lost: requested again after a timeout)
     if runs[0].status == dg.DagsterRunStatus.SUCCESS:
         return "success"
+    if runs[0].status in QUEUED:
+        return "queued"
     return "failure" if runs[0].status in FAILED else "pending"
 
 
@@ -58,11 +61,18 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
                 enabled = name in settings.data_points
                 scan = scan_updates(db, dp, current, overlap) if enabled else None
                 outcomes = {key: run_outcome(context.instance, key) for key in (current.pending if current else {})}
+                if enabled and "queued" in outcomes.values():
+                    # One queued run per data point at most: runs slower than the interval would
+                    # otherwise pile up in the queue. Its state is kept, so the next tick finds
+                    # these changes.
+                    context.log.info(f"{name}: its last run has not started yet; changes wait for the next tick")
+                    continue
                 dirty = dirty_hours(current, scan, outcomes, overlap, enabled, settings.start_key, now, run_timeout)
                 state.data_points[name] = dirty.state
                 if not dirty.hours:
                     if enabled and is_new(current):
-                        context.log.info(f"{name}: starts syncing from {dirty.state.position or 'its first row'} (going forward only)")
+                        context.log.info(f"{name}: starts syncing from {dirty.state.position or 'its first row'} "
+                                         "(going forward only)")
                     continue
                 run_key = f"{name}-{uuid.uuid4().hex[:12]}"
                 dirty.state.await_run(run_key, dirty.hours, now)
