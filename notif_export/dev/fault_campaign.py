@@ -44,6 +44,7 @@ FAULT_KINDS = ("s3_500", "s3_503", "s3_reset", "s3_stall", "db_refused", "late_c
 SYNC_INTERVAL = 10
 OVERLAP = 20
 RUN_TIMEOUT = 60
+DB_OUTAGE_SECONDS = 60
 MAX_FAULT_GAP = 25  # seconds between faults, on average, in a long campaign
 BIG_ROWS, BIG_ROW_BYTES = 12, 1 << 20  # an hour of requests past the multipart threshold
 
@@ -194,7 +195,7 @@ class Campaign:
             self.later(15, lambda: self.s3_proxy.inject(kind, 0))
         elif kind == "db_refused":
             self.pg_proxy.refuse(True)
-            self.later(30, lambda: self.pg_proxy.refuse(False))
+            self.later(DB_OUTAGE_SECONDS, lambda: self.pg_proxy.refuse(False))
         elif kind.startswith("late_commit"):
             hold = OVERLAP / 2 if kind.endswith("inside_overlap") else OVERLAP * 3
             self.later(0, lambda: self.late_commit(hold))
