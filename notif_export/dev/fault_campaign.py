@@ -9,6 +9,7 @@ Used by `bench/fault_campaign.py` (long) and the test suite (short).
 from __future__ import annotations
 
 import base64
+import io
 import os
 import random
 import signal
@@ -24,8 +25,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
+from botocore.exceptions import ClientError
 
 from notif_export.dev.fault_proxy import FaultProxy
 from notif_export.dev.local_s3 import LocalS3Server
@@ -63,6 +66,7 @@ class CampaignResult:
     drift: dict[str, dict[str, int]] = field(default_factory=dict)
     settle_seconds: float | None = None
     incomplete_uploads: int = -1
+    late_commit_arrivals: list[float] = field(default_factory=list)  # beyond the overlap: commit -> bucket, s
 
     @property
     def drift_rows(self) -> int:
@@ -81,6 +85,8 @@ class CampaignResult:
                   f"| hours rewritten | {self.hours_rewritten:,} |",
                   f"| runs | {', '.join(f'{k.lower()} {n}' for k, n in sorted(self.runs.items()))} |",
                   f"| runs retried (run_retries) | {self.runs_retried} |",
+                  f"| commits beyond the overlap: in the bucket after (the reconciliation) | "
+                  f"{', '.join(f'{s:.0f} s' for s in self.late_commit_arrivals) or '-'} |",
                   f"| drift at the end (rows missing + stale + extra) | {self.drift_rows} |",
                   f"| time to settle after the faults (verify clean) | "
                   f"{'did not settle' if self.settle_seconds is None else f'{self.settle_seconds:.0f} s'} |",
@@ -197,8 +203,8 @@ class Campaign:
             self.pg_proxy.refuse(True)
             self.later(DB_OUTAGE_SECONDS, lambda: self.pg_proxy.refuse(False))
         elif kind.startswith("late_commit"):
-            hold = OVERLAP / 2 if kind.endswith("inside_overlap") else OVERLAP * 3
-            self.later(0, lambda: self.late_commit(hold))
+            beyond = kind.endswith("beyond_overlap")
+            self.later(0, lambda: self.late_commit(OVERLAP * 3 if beyond else OVERLAP / 2, watch=beyond))
         elif kind == "run_killed_mid_upload":
             self.later(0, self.kill_runs_mid_upload)
         elif kind == "sensor_stopped_and_started":
@@ -210,19 +216,36 @@ class Campaign:
         elif kind == "daemon_killed_and_restarted":
             self.restart_daemon(tuple(DATA_POINTS), kill=True)
 
-    def late_commit(self, hold: float) -> None:
+    def late_commit(self, hold: float, watch: bool) -> None:
         """A long transaction: rows stamped when it began (`now()` in PostgreSQL), committed
-        `hold` seconds later, after ticks that have moved past their `updated_at`."""
+        `hold` seconds later, after ticks that have moved past their `updated_at`. With `watch`,
+        how long until they are in the bucket (beyond the overlap: the reconciliation's doing)."""
         table = TABLES[REQUESTS.name]
         columns = ", ".join(f'"{c.name}"' for c in table.c)
         values = ", ".join("'late-' || md5(random()::text)" if c.name == "idempotency_key"
                            else "now()" if c.name in ("created_at", "updated_at") else f'"{c.name}"'
                            for c in table.c)
         with self.source.engine.connect() as conn:
-            conn.execute(sa.text(f'INSERT INTO "requests" ({columns}) SELECT {values} FROM "requests" '
-                                 "WHERE idempotency_key NOT LIKE 'big-%' ORDER BY created_at DESC LIMIT 5"))
+            inserted = conn.execute(sa.text(
+                f'INSERT INTO "requests" ({columns}) SELECT {values} FROM "requests" '
+                "WHERE idempotency_key NOT LIKE 'big-%' ORDER BY created_at DESC LIMIT 5 "
+                "RETURNING idempotency_key, created_at")).all()
             time.sleep(hold)
             conn.commit()
+        if watch and inserted:
+            self.watch_arrival({key for key, _ in inserted}, inserted[0][1], time.monotonic())
+
+    def watch_arrival(self, keys: set[str], created_at: datetime, committed: float) -> None:
+        object_key = Destination(bucket=self.bucket).object_key(REQUESTS.name, created_at)
+        while time.monotonic() - committed < 900:
+            try:
+                body = self.s3_server.client().get_object(Bucket=self.bucket, Key=object_key)["Body"].read()
+                if keys <= set(pq.read_table(io.BytesIO(body), columns=["idempotency_key"]).column(0).to_pylist()):
+                    self.result.late_commit_arrivals.append(time.monotonic() - committed)
+                    return
+            except ClientError:  # no file yet
+                pass
+            time.sleep(5)
 
     def kill_runs_mid_upload(self) -> None:
         deadline = time.monotonic() + 60

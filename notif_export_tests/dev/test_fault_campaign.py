@@ -23,3 +23,4 @@ def test_nothing_is_lost_under_faults(tmp_path, pg_url, s3_server, bucket, capsy
     assert result.settle_seconds is not None, result.table()
     assert result.drift_rows == 0 and result.incomplete_uploads == 0, result.table()
     assert result.source_rows["requests"] > 0 and result.hours_rewritten > 0
+    assert len(result.late_commit_arrivals) == result.faults["late_commit_beyond_overlap"]
