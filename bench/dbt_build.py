@@ -36,7 +36,7 @@ from notif_export.lib import analytics
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.destination import Destination
 from notif_export.lib.export import rewrite_hour
-from notif_export.dev.local_s3 import LocalS3Server, find_free_port
+from notif_export.dev.local_s3 import LocalS3Server, local_s3_server
 from notif_export.lib.settings import Settings
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import SourceDatabase
@@ -144,8 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    server = LocalS3Server(home / "s3", port=find_free_port()).start(buckets=(BUCKET,))
-    try:
+    with local_s3_server(home / "s3", (BUCKET,)) as server:
         total = fill(server, home, args.messages, args.rate)
         aws = server.aws_env()
         config = Settings.from_env({**aws, "NOTIF_EXPORT_HOME": str(home)})
@@ -166,8 +165,6 @@ def main() -> None:
         for name, seconds in figures:
             print(f"{name:<45} {seconds:>8.1f}")
         print(f"\nmessages table: {rows:,} rows (bucket: {total:,})")
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

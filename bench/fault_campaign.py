@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from notif_export.dev.fault_campaign import Campaign  # noqa: E402
-from notif_export.dev.local_s3 import LocalS3Server, find_free_port  # noqa: E402
+from notif_export.dev.local_s3 import local_s3_server  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -37,12 +37,11 @@ def main() -> int:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     workdir = Path(tempfile.mkdtemp(prefix="fault-campaign-"))
-    server = LocalS3Server(workdir / "s3", port=find_free_port()).start(buckets=("fault-campaign",))
     try:
-        result = Campaign(workdir, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", server,
-                          "fault-campaign", seed).run(args.minutes * 60, args.settle_minutes * 60)
+        with local_s3_server(workdir / "s3", ("fault-campaign",)) as server:
+            result = Campaign(workdir, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", server,
+                              "fault-campaign", seed).run(args.minutes * 60, args.settle_minutes * 60)
     finally:
-        server.stop()
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(result.table())

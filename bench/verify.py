@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from notif_export.dev.local_s3 import LocalS3Server, find_free_port  # noqa: E402
+from notif_export.dev.local_s3 import LocalS3Server, local_s3_server  # noqa: E402
 from notif_export.dev.simulator import Simulator  # noqa: E402
 from notif_export.lib.bucket_access import BucketAccess  # noqa: E402
 from notif_export.lib.contract import DATA_POINTS, MESSAGES, DataPoint  # noqa: E402
@@ -167,11 +167,8 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    server = LocalS3Server(home / "s3", port=find_free_port()).start(buckets=(BUCKET,))
-    try:
+    with local_s3_server(home / "s3", (BUCKET,)) as server:
         demo(home, server) if args.case == "demo" else scale(home, server, args.messages, args.admin_url)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -200,10 +200,11 @@ def cmd_backfill(args: argparse.Namespace) -> None:
         if not hours:
             raise HourError(f"no hour between --from and --to is a partition (they start at {config.start_key})")
         keys: list[str] | None = [hour_key(h) for h in hours]
+        which = describe_hours(hours)
     else:
-        hours, keys = [config.start, now], None
+        keys, which = None, f"every hour since {config.start_key}"
     backfill_id = dagster_api.launch_backfill(config.dagster_url, data_points, keys, "notif-export backfill")
-    print(f"backfill {backfill_id}: {', '.join(data_points)}, {describe_hours(hours) if keys else 'every hour'}; "
+    print(f"backfill {backfill_id}: {', '.join(data_points)}, {which}; "
           f"{config.dagster_url}/runs/b/{backfill_id}", flush=True)
     if args.wait:
         while (status := dagster_api.backfill_status(config.dagster_url, backfill_id)) in dagster_api.BACKFILL_RUNNING:

@@ -7,6 +7,8 @@ stopped by its own PID.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 import json
 import os
 import secrets
@@ -245,3 +247,13 @@ class LocalS3Server:
         os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+
+
+@contextmanager
+def local_s3_server(data_dir: Path, buckets: tuple[str, ...]) -> Iterator[LocalS3Server]:
+    """A local S3 server on a free port, with its buckets, for the life of the block (benchmarks)."""
+    server = LocalS3Server(data_dir, port=find_free_port()).start(buckets=buckets)
+    try:
+        yield server
+    finally:
+        server.stop()

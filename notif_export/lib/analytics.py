@@ -9,6 +9,7 @@ variables, which dbt scrubs from its logs.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import subprocess
 import sys
@@ -49,6 +50,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
+@functools.cache
 def source_columns() -> dict[str, dict[str, str]]:
     """Each data point's columns with the DuckDB types its files are read with, from the contract:
     on DuckDB, dbt reads a data point without files as an empty relation of these columns. DuckDB
