@@ -40,6 +40,8 @@ DEFAULT_SYNC_RUN_TIMEOUT_SECONDS = 900
 DEFAULT_RECONCILE_INTERVAL_MINUTES = 60
 DEFAULT_RECONCILE_WINDOW_HOURS = 7 * 24
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
+# The export step's first retry of a transient failure; then doubled (with jitter), 3 retries in all.
+DEFAULT_RETRY_DELAY_SECONDS = 5
 
 
 class SettingsError(ValueError):
@@ -103,6 +105,7 @@ class Settings:
     sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL_SECONDS
     sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
     sync_run_timeout_seconds: int = DEFAULT_SYNC_RUN_TIMEOUT_SECONDS
+    retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
     reconcile_interval_minutes: int = DEFAULT_RECONCILE_INTERVAL_MINUTES
     reconcile_window_hours: int = DEFAULT_RECONCILE_WINDOW_HOURS
     dbt: DbtSettings = field(default_factory=DbtSettings)
@@ -150,6 +153,9 @@ class Settings:
             ),
             sync_run_timeout_seconds=checked(
                 _positive_int, env, "NOTIF_EXPORT_SYNC_RUN_TIMEOUT_SECONDS", DEFAULT_SYNC_RUN_TIMEOUT_SECONDS
+            ),
+            retry_delay_seconds=checked(
+                _positive_int, env, "NOTIF_EXPORT_RETRY_DELAY_SECONDS", DEFAULT_RETRY_DELAY_SECONDS
             ),
             reconcile_interval_minutes=checked(validate_reconcile_interval, checked(
                 _positive_int, env, "NOTIF_EXPORT_RECONCILE_INTERVAL_MINUTES", DEFAULT_RECONCILE_INTERVAL_MINUTES,

@@ -13,7 +13,7 @@ from notif_export.lib.hours import hour_key
 from notif_export.lib.destination import Destination
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
+from notif_export_tests.conftest import NOW, export_env, file_rows, list_keys, read_object, source_rows
 
 
 @pytest.fixture
@@ -67,8 +67,7 @@ def touch(db, data_point: str, hours: list, when) -> None:
 @pytest.fixture
 def env(source, source_url, bucket, aws_env):
     Simulator(source, seed=5, mix=TrafficMix(requests_per_hour=60)).history(60, NOW)
-    return {**aws_env, "NOTIF_EXPORT_SOURCE_URL": source_url, "NOTIF_EXPORT_BUCKET": bucket,
-            "NOTIF_EXPORT_START": hour_key(NOW - timedelta(days=5))}
+    return export_env(source_url, bucket, aws_env, NOTIF_EXPORT_START=hour_key(NOW - timedelta(days=5)))
 
 
 def test_scattered_changes_rewrite_exactly_those_hours_in_one_run_per_data_point(source, env, instance, s3, bucket):
