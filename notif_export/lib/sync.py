@@ -230,7 +230,8 @@ def dirty_hours(
 def defer_cold_hours(state: DataPointState, reasons: dict[str, str], retried: set[str],
                      cold: ColdCadence | None, now: datetime) -> list[str]:
     """Move the cold hours of `reasons` (but retries) to `state.deferred`; when the cadence is
-    due (or off), move all deferred hours back into `reasons`. Returns the hours newly deferred."""
+    due (or off), move all deferred hours back into `reasons`. Returns the hours that start
+    waiting at this tick."""
     newly_deferred = []
     if cold is not None:
         for hour in [h for h in reasons if h not in retried and cold.is_cold(h, now)]:
@@ -246,4 +247,4 @@ def defer_cold_hours(state: DataPointState, reasons: dict[str, str], retried: se
         state.cold_rewritten_at = _iso(now)
     for hour in reasons:  # rewritten now with its latest state: nothing left to defer
         state.deferred.pop(hour, None)
-    return newly_deferred
+    return [h for h in newly_deferred if h in state.deferred]

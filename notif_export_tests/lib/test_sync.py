@@ -218,3 +218,14 @@ def test_deferred_hours_survive_the_cursor_and_a_disabled_spell():
     state = dirty_hours(state, scan_from(state, rows), {}, W, False, FIRST, at(10), cold=COLD).state  # removed
     assert list(state.deferred) == ["2026-11-20-02:00"]
     assert cold_tick(state, rows, at(61)).hours == ["2026-11-20-02:00"]                              # put back
+
+
+def test_turned_on_for_a_data_point_already_syncing_the_cadence_starts_at_its_first_cold_rewrite():
+    rows = [(at(-60), at(-5))]
+    state = tick(None, rows, now=at(0)).state             # synced without the cadence so far
+    rows.append((at(-10 * 60), at(1)))
+    plan = cold_tick(state, rows, at(5))
+    assert plan.hours == ["2026-11-20-02:00"] and plan.newly_deferred == []
+    rows.append((at(-10 * 60), at(6)))
+    plan = cold_tick(plan.state, rows, at(10))
+    assert plan.hours == [] and plan.newly_deferred == ["2026-11-20-02:00"]
