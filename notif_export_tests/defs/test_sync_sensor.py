@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.lib.hours import hour_key, hour_start
-from notif_export.lib.destination import Destination
 from notif_export.dev.simulator import Simulator, TrafficMix
+from notif_export.lib.destination import Destination
+from notif_export.lib.hours import hour_key, hour_start
 from notif_export.lib.source import TABLES
 from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
 

@@ -14,8 +14,8 @@ from notif_export.lib.contract import DATA_POINTS, MESSAGES
 from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import rewrite_hour
-from notif_export.lib.source import TABLES
 from notif_export.lib.settings import Settings
+from notif_export.lib.source import TABLES
 from notif_export.lib.verify import ColdTolerance, cold_tolerance, render, verify
 from notif_export_tests.conftest import NOW, read_object
 
