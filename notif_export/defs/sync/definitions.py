@@ -2,10 +2,12 @@
 
 import dagster as dg
 
+from notif_export.defs.json_objects.definitions import json_objects_job
 from notif_export.defs.sync.jobs import sync_dirty_hours
 from notif_export.defs.sync.sensors import build_sync_sensor
 from notif_export.lib.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(jobs=[sync_dirty_hours], sensors=[build_sync_sensor(settings, sync_dirty_hours)])
+    return dg.Definitions(jobs=[sync_dirty_hours],
+                          sensors=[build_sync_sensor(settings, sync_dirty_hours, json_objects_job(settings))])
