@@ -267,7 +267,9 @@ def object_windows(
     after = _dt(state.position)
     dirty = dirty_hours(state, scan, {}, overlap, True, "", now, run_timeout)
     until = _dt(dirty.state.position)
-    if dirty.late or (until is not None and (after is None or until > after)):
+    moved = until is not None and (after is None or until > after)
+    if dirty.late or moved:
         windows.append(ObjectWindow(_iso(after), _iso(until), _iso(after - overlap) if after else None,
-                                    tuple(dirty.late)))
+                                    tuple(dirty.late), "rows updated since the last sync" if moved
+                                    else "late commit inside the overlap window"))
     return ObjectTick(windows, ObjectState.of(dirty.state))
