@@ -125,7 +125,8 @@ class KeyTemplate:
     def parse(cls, text: str, data_points: Iterable[DataPoint]) -> KeyTemplate:
         """The template, checked against the records of `data_points`: syntax, references only
         into `metadata`, `time` and `data` (their known fields), and a non-empty string from a
-        record with every column set. Raises KeyTemplateError naming the template and why."""
+        record with every column set (unless it reads into a JSON-as-string column, whose content
+        only the record knows). Raises KeyTemplateError naming the template and why."""
         data_points = list(data_points)
 
         def refused(problem: str) -> KeyTemplateError:
@@ -156,7 +157,10 @@ class KeyTemplate:
                     problems.append(f"data.{name} is not a column of {', '.join(lacking)}")
         if problems:
             raise refused("; ".join(problems))
+        data_read = {name for namespace, name in refs if namespace == "data"}
         for dp in data_points:
+            if data_read & set(dp.json_text):
+                continue  # what the embedded JSON holds is known per record only: checked there
             try:
                 value = expression.search(_sample_context(dp))
             except jmespath.exceptions.JMESPathError as exc:
