@@ -225,7 +225,7 @@ class JsonDestination(BucketTarget):
 
     @model_validator(mode="after")
     def _template(self) -> JsonDestination:
-        self.template  # parsed once per value, refused here with the problem  # noqa: B018
+        _parsed(self.key_template, tuple(self.data_points))  # refused here, with the problem
         return self
 
     @property
