@@ -246,3 +246,13 @@ def test_definitions_load_with_json_data_points(tmp_path):
     assert {"messages_json", "requests_json"} <= {k.to_user_string() for k in loaded.resolve_all_asset_keys()}
     assert "workflow_executions_json" not in {k.to_user_string() for k in loaded.resolve_all_asset_keys()}
     assert "sync_json_objects" in {j.name for j in loaded.resolve_all_job_defs()}
+
+
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
+def test_materializing_from_the_ui_writes_the_last_hours_changes(source, env, s3, bucket):
+    recent = some_keys(source, 1)[0]
+    change(source, [recent], datetime.now().astimezone() - timedelta(minutes=10))
+    defs = build_definitions(env)
+    result = dg.materialize([defs.get_assets_def("requests_json")], resources=defs.resources)   # no config
+    assert result.success
+    assert [body["data"]["idempotency_key"] for body, _ in read_objects(s3, bucket).values()] == [recent]
