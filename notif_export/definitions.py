@@ -9,12 +9,13 @@ import dagster as dg
 from notif_export.defs.analytics import definitions as analytics
 from notif_export.defs.checks import definitions as checks
 from notif_export.defs.exports import definitions as exports
+from notif_export.defs.json_objects import definitions as json_objects
 from notif_export.defs.reconcile import definitions as reconcile
 from notif_export.defs.shared import definitions as shared
 from notif_export.defs.sync import definitions as sync
 from notif_export.lib.settings import Settings
 
-AREAS = (shared, exports, sync, reconcile, analytics, checks)
+AREAS = (shared, exports, json_objects, sync, reconcile, analytics, checks)
 
 
 def build_definitions(env: dict[str, str]) -> dg.Definitions:

@@ -45,6 +45,9 @@ class DataPoint:
     # The key's parts that must be set for a row to be identified: each group needs one non-null
     # column (a group of two is a coalesce). Empty: every column of `unique_key` is required.
     required_key: tuple[tuple[str, ...], ...] = ()
+    # String columns the contract describes as serialized JSON (kept as strings in Parquet;
+    # embedded as JSON values in the JSON objects).
+    json_text: tuple[str, ...] = ()
 
     @property
     def key_groups(self) -> tuple[tuple[str, ...], ...]:
@@ -80,6 +83,7 @@ REQUESTS = DataPoint(
         ]
     ),
     unique_key=("idempotency_key",),
+    json_text=("payload", "response", "metadata"),
 )
 
 WORKFLOW_EXECUTIONS = DataPoint(
@@ -109,6 +113,7 @@ WORKFLOW_EXECUTIONS = DataPoint(
         ]
     ),
     unique_key=("execution_id", "node_id"),
+    json_text=("properties",),
 )
 
 MESSAGES = DataPoint(
@@ -174,6 +179,7 @@ MESSAGES = DataPoint(
     # still identified.
     required_key=(("wf_execution_id", "broadcast_execution_id"), ("recipient_distinct_id",), ("node_id",),
                   ("channel_slug",)),
+    json_text=("execution_failure_reason", "webhook_data"),
 )
 
 DATA_POINTS: dict[str, DataPoint] = {dp.name: dp for dp in (REQUESTS, WORKFLOW_EXECUTIONS, MESSAGES)}

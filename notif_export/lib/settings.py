@@ -10,6 +10,7 @@ values into Dagster resources. Nothing reads the environment anywhere else.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
@@ -24,6 +25,8 @@ from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.destination import VARIABLES as DESTINATION_VARIABLES
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import HOUR_KEY_FORMAT, HourError, parse_hour
+from notif_export.lib.json_objects import VARIABLES as JSON_VARIABLES
+from notif_export.lib.json_objects import JsonDestination, KeyTemplateWarning
 from notif_export.lib.sync import ColdCadence
 
 # The checkout this package runs from: the local state (`.notif_export/`), dbt_project/ and the
@@ -101,6 +104,7 @@ class Settings:
     home: Path
     source_url: str
     destination: Destination = field(default_factory=Destination)
+    json_destination: JsonDestination = field(default_factory=JsonDestination)  # one object per record version
     bucket_access: BucketAccess = field(default_factory=lambda: BucketAccess(region_name=DEFAULT_REGION))
     data_points: tuple[str, ...] = tuple(DATA_POINTS)
     start: datetime = field(default_factory=lambda: default_start(datetime.now(timezone.utc)))
@@ -140,11 +144,18 @@ class Settings:
         dbt = DbtSettings(**{f.name: env[DbtSettings.variable(f.name)] for f in fields(DbtSettings)
                              if env.get(DbtSettings.variable(f.name))})
         problems += dbt.problems()
+        destination = _model(Destination, {name: env[variable] for name, variable in DESTINATION_VARIABLES.items()
+                                           if env.get(variable)}, problems)
+        json_values: dict[str, Any] = {name: env[variable] for name, variable in JSON_VARIABLES.items()
+                                       if env.get(variable)}
+        json_values.setdefault("bucket", destination.bucket if destination else Destination().bucket)
+        json_values["data_points"] = [n.strip() for n in json_values.get("data_points", "").split(",") if n.strip()]
+        json_destination = _model(JsonDestination, json_values, problems)
         values = dict(
             home=home,
             source_url=env.get("NOTIF_EXPORT_SOURCE_URL") or f"sqlite:///{home / 'source.db'}",
-            destination=_model(Destination, {name: env[variable] for name, variable in DESTINATION_VARIABLES.items()
-                                             if env.get(variable)}, problems),
+            destination=destination,
+            json_destination=json_destination,
             bucket_access=_model(BucketAccess, access, problems),
             data_points=checked(validate_data_points, env.get("NOTIF_EXPORT_DATA_POINTS") or ",".join(DATA_POINTS)),
             start=checked(parse_hour, env["NOTIF_EXPORT_START"], "NOTIF_EXPORT_START")
@@ -174,6 +185,8 @@ class Settings:
         values.update(checked(validate_cold_cadence, env, values["sync_interval_seconds"]) or {})
         if problems:
             raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))
+        if json_destination.data_points and json_destination.overwrite_warning:
+            warnings.warn(json_destination.overwrite_warning, KeyTemplateWarning, stacklevel=2)
         return cls(**values)
 
     @property

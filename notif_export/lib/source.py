@@ -9,6 +9,7 @@ is several times faster than fetching Python tuples; other databases go through 
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from notif_export.lib.contract import DATA_POINTS, MESSAGES, DataPoint
 from notif_export.lib.hours import EPOCH, hour_bounds
 
 BATCH_ROWS = 65_536
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 metadata = sa.MetaData()
 
@@ -209,8 +211,22 @@ class SourceDatabase:
             return iter(())
         bad_rows = bad_rows if bad_rows is not None else BadRows()
         duplicates = duplicates if duplicates is not None else self.duplicates(dp, start, end)
-        read = self._read_range_adbc if self.is_postgresql else self._read_range_sqlalchemy
-        return (conform(values, schema, dp, bad_rows, duplicates) for values in read(dp, schema, start, end))
+        read = self._read_adbc if self.is_postgresql else self._read_sqlalchemy
+        bounds = [("created_at", ">=", start), ("created_at", "<", end)]
+        return (conform(values, schema, dp, bad_rows, duplicates) for values in read(dp, schema, bounds))
+
+    def read_updated(self, dp: DataPoint, after: datetime | None, until: datetime, bad_rows: BadRows,
+                     created_from: datetime | None = None, created_to: datetime | None = None
+                     ) -> Iterator[pa.RecordBatch]:
+        """The rows with `after` < updated_at <= `until` (and, when given, created in
+        [created_from, created_to)), in their current state, as contract batches: the records a
+        JSON objects run writes. A range scan of the updated_at index."""
+        bounds = [("updated_at", "<=", until)] + ([("updated_at", ">", after)] if after else [])
+        if created_from is not None:
+            bounds += [("created_at", ">=", created_from), ("created_at", "<", created_to)]
+        read = self._read_adbc if self.is_postgresql else self._read_sqlalchemy
+        # A row without created_at belongs to no hour: left out as everywhere (`rows_without_hour`).
+        return (conform(values, dp.schema, dp, bad_rows) for values in read(dp, dp.schema, bounds))
 
     def duplicates(self, dp: DataPoint, start: datetime, end: datetime) -> Duplicates | None:
         """The keys held by several rows of one hour in [start, end); None when the source's own
@@ -219,8 +235,9 @@ class SourceDatabase:
             return None
         keys = ["created_at", "updated_at", *dp.unique_key]
         schema = pa.schema([dp.schema.field(c) for c in keys])
-        read = self._read_range_adbc if self.is_postgresql else self._read_range_sqlalchemy
-        batches = [conform(values, schema, dp, BadRows()) for values in read(dp, schema, start, end)]
+        read = self._read_adbc if self.is_postgresql else self._read_sqlalchemy
+        bounds = [("created_at", ">=", start), ("created_at", "<", end)]
+        batches = [conform(values, schema, dp, BadRows()) for values in read(dp, schema, bounds)]
         return Duplicates(pa.Table.from_batches(batches, schema=schema), dp)
 
     def _key_enforced(self, dp: DataPoint) -> bool:
@@ -239,33 +256,33 @@ class SourceDatabase:
             self._enforced[dp.name] = enforced
         return self._enforced[dp.name]
 
-    def _read_range_sqlalchemy(self, dp: DataPoint, schema: pa.Schema, start: datetime, end: datetime,
-                               batch_rows: int = BATCH_ROWS) -> Iterator[dict[str, Sequence]]:
+    def _read_sqlalchemy(self, dp: DataPoint, schema: pa.Schema, bounds: list[tuple[str, str, datetime]],
+                         batch_rows: int = BATCH_ROWS) -> Iterator[dict[str, Sequence]]:
+        """The rows within `bounds` ((column, operator, timestamp), all of them), a batch at a time."""
         table = TABLES[dp.name]
         # Text as bytes: SQLite returns whatever bytes were written, and one invalid UTF-8 value
         # would fail the whole read in the driver; `conform` checks them a batch at a time.
         query = sa.select(*(
             table.c[f.name] if pa.types.is_timestamp(f.type) else sa.cast(table.c[f.name], sa.LargeBinary)
             for f in schema
-        )).where(table.c.created_at >= self._param(start), table.c.created_at < self._param(end))
+        )).where(table.c.created_at.is_not(None),
+                 *(_COMPARE[op](table.c[column], self._param(value)) for column, op, value in bounds))
         with self.connect() as conn:
             result = conn.execution_options(yield_per=batch_rows).execute(query)
             for rows in result.partitions():
                 yield dict(zip(schema.names, zip(*rows)))
 
-    def _read_range_adbc(self, dp: DataPoint, schema: pa.Schema, start: datetime, end: datetime
-                         ) -> Iterator[dict[str, pa.Array]]:
+    def _read_adbc(self, dp: DataPoint, schema: pa.Schema, bounds: list[tuple[str, str, datetime]]
+                   ) -> Iterator[dict[str, pa.Array]]:
         import adbc_driver_postgresql.dbapi
 
         select = ", ".join(
             f'"{f.name}"::text' if pa.types.is_nested(f.type) else f'"{f.name}"' for f in schema
         )
-        # The bounds are datetimes we formatted ourselves, never user input.
-        query = (
-            f'SELECT {select} FROM "{dp.name}" '
-            f"WHERE created_at >= '{start.isoformat()}'::timestamptz "
-            f"AND created_at < '{end.isoformat()}'::timestamptz"
-        )
+        # The bounds are our own columns, operators and formatted datetimes, never user input.
+        where = " AND ".join(f"\"{column}\" {op} '{value.isoformat()}'::timestamptz"
+                             for column, op, value in bounds)
+        query = f'SELECT {select} FROM "{dp.name}" WHERE created_at IS NOT NULL AND {where}'
         uri = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
             conn = adbc_driver_postgresql.dbapi.connect(uri)

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from notif_export.lib.contract import DataPoint
-from notif_export.lib.hours import epoch_us, hour_key, hour_start, parse_hour
+from notif_export.lib.hours import describe_hours, epoch_us, hour_key, hour_start, parse_hour
 from notif_export.lib.source import SourceDatabase
 
 
@@ -70,18 +70,35 @@ class DataPointState:
 
 
 @dataclass
+class ObjectState(DataPointState):
+    """A data point written as JSON objects: the same position, window and rules, and per
+    awaited run the record versions it writes (`ObjectWindow`s), to request again if it fails."""
+
+    windows: dict[str, list[dict]] = field(default_factory=dict)  # run key -> its ObjectWindows
+
+    @classmethod
+    def of(cls, state: DataPointState) -> ObjectState:
+        values = asdict(state)
+        values["windows"] = {k: w for k, w in values.get("windows", {}).items() if k in state.pending}
+        return cls(**values)
+
+
+@dataclass
 class SyncState:
     data_points: dict[str, DataPointState] = field(default_factory=dict)
+    objects: dict[str, ObjectState] = field(default_factory=dict)  # the JSON objects destination's
 
     def to_json(self) -> str:
-        return json.dumps({"data_points": {k: asdict(v) for k, v in self.data_points.items()}}, indent=1, sort_keys=True)
+        return json.dumps({"data_points": {k: asdict(v) for k, v in self.data_points.items()},
+                           "objects": {k: asdict(v) for k, v in self.objects.items()}}, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> SyncState:
         if not text:
             return cls()
         raw = json.loads(text)
-        return cls({k: DataPointState(**v) for k, v in raw["data_points"].items()})
+        return cls({k: DataPointState(**v) for k, v in raw["data_points"].items()},
+                   {k: ObjectState(**v) for k, v in raw.get("objects", {}).items()})
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,7 @@ class DirtyHours:
     reasons: dict[str, str]             # hour -> why
     state: DataPointState
     newly_deferred: list[str] = field(default_factory=list)  # cold hours this tick left to the cadence
+    late: list[str] = field(default_factory=list)   # hours whose overlap window changed, sorted
 
 
 def scan_updates(db: SourceDatabase, dp: DataPoint, state: DataPointState | None, overlap: timedelta) -> Scan:
@@ -212,9 +230,9 @@ def dirty_hours(
             reasons.setdefault(hour_key(created), "rows updated since the last sync")
     # The window as it is now against the window as it was at the last tick.
     window_now = fingerprints(rows, scan.floor, position)
-    for hour in window_now.keys() | state.window.keys():
-        if window_now.get(hour) != state.window.get(hour):
-            reasons.setdefault(hour, "late commit inside the overlap window")
+    late = sorted(h for h in window_now.keys() | state.window.keys() if window_now.get(h) != state.window.get(h))
+    for hour in late:
+        reasons.setdefault(hour, "late commit inside the overlap window")
 
     newest_seen = max((u for _, u in rows), default=position)
     state.position = _iso(newest_seen)
@@ -224,7 +242,8 @@ def dirty_hours(
     reasons = {h: r for h, r in reasons.items() if first_hour <= h <= hour_key(now)}
     state.deferred = {h: r for h, r in state.deferred.items() if first_hour <= h}
     newly_deferred = defer_cold_hours(state, reasons, retried, cold, now)
-    return DirtyHours(sorted(reasons), reasons, state, newly_deferred)
+    return DirtyHours(sorted(reasons), reasons, state, newly_deferred,
+                      [h for h in late if first_hour <= h <= hour_key(now)])
 
 
 def defer_cold_hours(state: DataPointState, reasons: dict[str, str], retried: set[str],
@@ -248,3 +267,78 @@ def defer_cold_hours(state: DataPointState, reasons: dict[str, str], retried: se
     for hour in reasons:  # rewritten now with its latest state: nothing left to defer
         state.deferred.pop(hour, None)
     return [h for h in newly_deferred if h in state.deferred]
+
+
+
+@dataclass(frozen=True)
+class ObjectWindow:
+    """The record versions one JSON objects run writes: every row with `after` < updated_at <=
+    `until` and, in the `late_hours` (created_at hours whose overlap window changed: a late
+    commit), also those with `late_after` < updated_at <= `after`."""
+
+    after: str | None
+    until: str | None
+    late_after: str | None = None
+    late_hours: tuple[str, ...] = ()
+    reason: str = "rows updated since the last sync"
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ObjectWindow:
+        return cls(**{**raw, "late_hours": tuple(raw.get("late_hours", ()))})
+
+    def describe(self) -> str:
+        late = f"; late commits in {describe_hours(self.late_hours)}" if self.late_hours else ""
+        return f"{self.reason}: updated_at in ({self.after or 'the start'}, {self.until}]{late}"
+
+
+@dataclass
+class ObjectTick:
+    """What one tick does for one JSON objects data point: the windows to write, and its state."""
+
+    windows: list[ObjectWindow]
+    state: ObjectState
+
+
+def object_windows(
+    state: ObjectState | None,
+    scan: Scan | None,
+    run_outcomes: dict[str, str],
+    overlap: timedelta,
+    enabled: bool,
+    now: datetime,
+    run_timeout: timedelta = timedelta(minutes=15),
+) -> ObjectTick:
+    """One tick for one data point written as JSON objects: `dirty_hours`'s rules (going
+    forward only when new, catching up from the position when resumed or re-enabled, the same
+    overlap window for late commits, at least once) with record versions instead of hours.
+
+    The versions past the position become one window; a late commit makes its hour's whole
+    overlap window written again (the versions already written get the same keys again when
+    the key template holds the event id). A failed or lost run's windows are requested again.
+    """
+    if not enabled or is_new(state):
+        dirty = dirty_hours(state, scan or Scan(None, []), {}, overlap, enabled, "", now, run_timeout)
+        return ObjectTick([], ObjectState.of(dirty.state))
+    windows = []
+    for run_key, outcome in run_outcomes.items():
+        requested = _dt(state.requested_at.get(run_key))
+        if outcome == "missing" and requested is not None and now - requested > run_timeout:
+            outcome = "lost"
+        if outcome in ("pending", "missing"):
+            continue
+        state.pending.pop(run_key, None)
+        state.requested_at.pop(run_key, None)
+        retried = [ObjectWindow.from_dict(w) for w in state.windows.pop(run_key, [])]
+        if outcome in ("failure", "lost"):
+            why = (f"retry: run {run_key} did not succeed" if outcome == "failure" else
+                   f"retry: run {run_key} never appeared in the instance within {int(run_timeout.total_seconds())}s")
+            windows += [ObjectWindow(w.after, w.until, w.late_after, w.late_hours, why) for w in retried]
+    after = _dt(state.position)
+    dirty = dirty_hours(state, scan, {}, overlap, True, "", now, run_timeout)
+    until = _dt(dirty.state.position)
+    moved = until is not None and (after is None or until > after)
+    if dirty.late or moved:
+        windows.append(ObjectWindow(_iso(after), _iso(until), _iso(after - overlap) if after else None,
+                                    tuple(dirty.late), "rows updated since the last sync" if moved
+                                    else "late commit inside the overlap window"))
+    return ObjectTick(windows, ObjectState.of(dirty.state))

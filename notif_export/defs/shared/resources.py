@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from notif_export.lib.bucket_access import SECRET_VARIABLES, BucketAccess
 from notif_export.lib.destination import Destination
+from notif_export.lib.json_objects import JsonDestination
 from notif_export.lib.settings import Settings
 from notif_export.lib.source import SourceDatabase
 
@@ -59,16 +60,28 @@ class DestinationResource(dg.ConfigurableResource, Destination):
         return Destination(**self.model_dump(include=set(Destination.model_fields)))
 
 
+class JsonDestinationResource(dg.ConfigurableResource, JsonDestination):
+    """Where and how the JSON objects are written (bucket, prefix, encryption, storage class,
+    data points, key template), over the same S3 connection as the files."""
+
+    connection: S3ConnectionResource
+
+    @property
+    def destination(self) -> JsonDestination:
+        return JsonDestination(**self.model_dump(include=set(JsonDestination.model_fields)))
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     access = settings.bucket_access.model_dump()
     for name, variable in SECRET_VARIABLES.items():
         access[name] = dg.EnvVar(variable) if access[name] else None
     # A database URL with a password is passed by reference too.
     has_password = make_url(settings.source_url).password is not None
+    connection = S3ConnectionResource(**access)
     return {
         "source": SourceResource(url=dg.EnvVar("NOTIF_EXPORT_SOURCE_URL") if has_password else settings.source_url),
-        "destination": DestinationResource(connection=S3ConnectionResource(**access),
-                                           **settings.destination.model_dump()),
+        "destination": DestinationResource(connection=connection, **settings.destination.model_dump()),
+        "json_destination": JsonDestinationResource(connection=connection, **settings.json_destination.model_dump()),
         # DuckDB reads the bucket for the reconciliation (an in-memory database per use).
         "duckdb": DuckDBResource(database=":memory:"),
     }

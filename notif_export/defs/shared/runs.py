@@ -6,6 +6,7 @@ import dagster as dg
 from notif_export.lib import run_status
 
 SYNC_JOB_NAME = "sync_dirty_hours"
+JSON_JOB_NAME = "sync_json_objects"  # the JSON objects assets; the sync selects one data point's
 RECONCILE_CHECK_NAME = "bucket_matches_source"
 SYNC_RUN_TAG = "notif_export/sync_run"
 # Every run a tick requests carries the tick and how many runs it requested, so the analytics

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from notif_export.defs.json_objects.definitions import json_objects_job
 from notif_export.defs.sync.jobs import build_sync_job
 from notif_export.defs.sync.sensors import build_sync_sensor
 from notif_export.lib.settings import Settings
@@ -9,4 +10,5 @@ from notif_export.lib.settings import Settings
 
 def build_defs(settings: Settings) -> dg.Definitions:
     sync_job = build_sync_job(settings)
-    return dg.Definitions(jobs=[sync_job], sensors=[build_sync_sensor(settings, sync_job)])
+    return dg.Definitions(jobs=[sync_job],
+                          sensors=[build_sync_sensor(settings, sync_job, json_objects_job(settings))])

@@ -1,25 +1,36 @@
-"""The sync sensor: every interval, request one run per data point that rewrites its dirty hours."""
+"""The sync sensor: every interval, request one run per data point that rewrites its dirty hours,
+and one per data point written as JSON objects that writes its changed record versions."""
+
+from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from notif_export.defs.json_objects.assets import json_asset_name, window_config
 from notif_export.defs.shared.resources import SourceResource
 from notif_export.defs.shared.runs import (
     DATA_POINT_TAG,
     FAILED,
     HOURS_TAG,
+    JSON_JOB_NAME,
     MAX_RUNTIME_TAG,
     QUEUED,
     SYNC_RUN_TAG,
     SYNC_TICK_RUNS_TAG,
     SYNC_TICK_TAG,
 )
-from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.hours import describe_hours
 from notif_export.lib.settings import Settings
-from notif_export.lib.sync import SyncState, dirty_hours, is_new, scan_updates
+from notif_export.lib.source import SourceDatabase
+from notif_export.lib.sync import SyncState, dirty_hours, is_new, object_windows, scan_updates
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 
 def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
@@ -33,21 +44,25 @@ def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
     return "failure" if runs[0].status in FAILED else "pending"
 
 
-def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDefinition:
+def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
+                      json_job: UnresolvedAssetJobDefinition | None = None) -> dg.SensorDefinition:
     overlap = timedelta(seconds=settings.sync_overlap_seconds)
     run_timeout = timedelta(seconds=settings.sync_run_timeout_seconds)
     cold = settings.cold_cadence
     cadence = (f" Hours older than {settings.sync_cold_after_hours} h are rewritten at most every "
                f"{settings.sync_cold_rewrite_minutes} minutes (their changes wait in the cursor)." if cold else "")
+    json_data_points = settings.json_destination.data_points
+    json_text = (f"; writes one JSON object per changed record version of {', '.join(json_data_points)}, "
+                 "one run per data point" if json_data_points else "")
 
     @dg.sensor(
         name="sync",
-        job=job,
+        jobs=[job, json_job] if json_job else [job],
         minimum_interval_seconds=settings.sync_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Every {settings.sync_interval_seconds}s: finds the hours of {', '.join(settings.data_points)} "
-            "whose rows changed (by updated_at) and rewrites exactly those, one run per data point. "
+            f"whose rows changed (by updated_at) and rewrites exactly those, one run per data point{json_text}. "
             "Its cursor is the sync state: per data point the position, the overlap window's "
             "fingerprints, the runs awaited, and since when it is enabled or disabled." + cadence
         ),
@@ -98,14 +113,57 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
                     tags={SYNC_RUN_TAG: run_key, DATA_POINT_TAG: name, HOURS_TAG: str(len(dirty.hours)),
                           MAX_RUNTIME_TAG: str(settings.sync_run_timeout_seconds)},
                 ))
+            object_requests = [request for name, dp in DATA_POINTS.items()
+                               if (request := _json_objects_tick(context, db, state, name, dp, json_data_points,
+                                                                 overlap, run_timeout, now, settings))]
         finally:
             db.dispose()
+        tick = f"{now:%Y%m%dT%H%M%S.%f}"
+        # The analytics wait for all the files' runs of a tick (counted here); the objects' runs
+        # carry the tick only.
+        requests = [request.with_replaced_attrs(tags={**request.tags, SYNC_TICK_TAG: tick,
+                                                      SYNC_TICK_RUNS_TAG: str(len(requests))})
+                    for request in requests]
+        requests += [request.with_replaced_attrs(tags={**request.tags, SYNC_TICK_TAG: tick})
+                     for request in object_requests]
         if requests:
-            tick = {SYNC_TICK_TAG: f"{now:%Y%m%dT%H%M%S.%f}", SYNC_TICK_RUNS_TAG: str(len(requests))}
-            requests = [request.with_replaced_attrs(tags={**request.tags, **tick}) for request in requests]
             return dg.SensorResult(run_requests=requests, cursor=state.to_json())
         deferred = sum(len(dp.deferred) for dp in state.data_points.values())
         return dg.SensorResult(skip_reason=f"no hour to rewrite now ({deferred} cold hours deferred)" if deferred
-                               else "no hour changed since the last tick", cursor=state.to_json())
+                               else "nothing changed since the last tick", cursor=state.to_json())
 
     return sync
+
+
+def _json_objects_tick(context: dg.SensorEvaluationContext, db: SourceDatabase, state: SyncState, name: str,
+                       dp: DataPoint, enabled_names: list[str], overlap: timedelta, run_timeout: timedelta,
+                       now: datetime, settings: Settings) -> dg.RunRequest | None:
+    """One tick of one data point written as JSON objects: its run's request, if anything changed."""
+    current = state.objects.get(name)
+    enabled = name in enabled_names
+    if current is None and not enabled:
+        return None  # never written as objects: nothing to remember
+    outcomes = {key: run_outcome(context.instance, key) for key in (current.pending if current else {})}
+    if enabled and "queued" in outcomes.values():
+        context.log.info(f"{name} (JSON objects): its last run has not started yet; changes wait for the next tick")
+        return None
+    scan = scan_updates(db, dp, current, overlap) if enabled else None
+    tick = object_windows(current, scan, outcomes, overlap, enabled, now, run_timeout)
+    state.objects[name] = tick.state
+    if not tick.windows:
+        if enabled and is_new(current):
+            context.log.info(f"{name} (JSON objects): starts from {tick.state.position or 'its first row'} "
+                             "(going forward only)")
+        return None
+    run_key = f"{json_asset_name(name)}-{uuid.uuid4().hex[:12]}"
+    tick.state.await_run(run_key, sorted({h for w in tick.windows for h in w.late_hours}), now)
+    tick.state.windows[run_key] = [asdict(w) for w in tick.windows]
+    context.log.info(f"{name} (JSON objects): " + "; ".join(w.describe() for w in tick.windows))
+    return dg.RunRequest(
+        run_key=run_key,
+        job_name=JSON_JOB_NAME,
+        asset_selection=[dg.AssetKey(json_asset_name(name))],
+        run_config={"ops": {json_asset_name(name): {"config": {
+            "windows": [window_config(w) for w in tick.windows]}}}},
+        tags={SYNC_RUN_TAG: run_key, DATA_POINT_TAG: name, MAX_RUNTIME_TAG: str(settings.sync_run_timeout_seconds)},
+    )
