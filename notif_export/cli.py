@@ -232,6 +232,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"report of {shown.start:%Y-%m-%d %H:00} to {shown.end:%Y-%m-%d %H:00} UTC written to {output}")
 
 
+def cmd_intake_serve(args: argparse.Namespace) -> None:
+    """The trigger and event API on HTTP, recording each call in the source."""
+    from notif_export.intake.app import serve  # the web stack only for this command
+
+    config = _settings()
+    serve(config.intake, config.source_url, args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notif-export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_s3_serve)
     s3_env = s3.add_parser("env", help="print the AWS_* variables that point at it: eval \"$(notif-export s3 env)\"")
     s3_env.set_defaults(func=cmd_s3_env)
+
+    intake = sub.add_parser("intake", help="the trigger and event API (a SuprSend-compatible front door)"
+                            ).add_subparsers(dest="action", required=True)
+    intake_serve = intake.add_parser("serve", help="serve it until Ctrl-C, recording each call in the source")
+    intake_serve.add_argument("--host", default="127.0.0.1")
+    intake_serve.add_argument("--port", type=int, default=8080)
+    intake_serve.set_defaults(func=cmd_intake_serve)
 
     sub.add_parser("check", help="check the bucket setup item by item; exits 1 on any failure").set_defaults(func=cmd_check)
 
