@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from suprsend import Event, Suprsend, WorkflowTriggerRequest
+
 from notif_export.lib.execution_model import EVENTS, WORKFLOWS, Batch, ExecutionModel
 from notif_export.lib.source import SourceDatabase
 
@@ -123,6 +125,36 @@ class Simulator(ExecutionModel):
                                     "country": rng.choice(["IN", "US", "DE", "BR", "SG"])}),
             "errors": errors, "executions": executions, "idempotency_key": key, "status": status,
         })
+
+    def send(self, batch: Batch, client: Suprsend) -> dict[str, int]:
+        """The batch's workflow triggers and events as API calls through the platform's SDK (to the
+        intake service, which records them and runs their workflows); the batch's own execution
+        rows are not written. Several triggers go as one bulk call. Broadcasts are not sent (the
+        service has no broadcast API); a failed request is a trigger of a workflow that does not
+        exist. Returns the calls answered 2xx and those not."""
+        triggers, outcome = [], {"accepted": 0, "refused": 0}
+        for row in batch.requests:
+            payload = json.loads(row["payload"])
+            key = payload.get("$idempotency_key")
+            if row["api_type"] == "event":
+                response = client.track_event(Event(row["distinct_id_list"][0], row["api_name"], payload["data"],
+                                                    idempotency_key=key, tenant_id=row["tenant_id"]))
+                outcome["accepted" if response["success"] else "refused"] += 1
+            elif row["api_type"] == "workflow":
+                body = {"workflow": row["api_name"] if row["status"] != "failure" else "retired-workflow",
+                        "recipients": [r["distinct_id"] for r in payload["recipients"]], "data": payload["data"],
+                        **({"actor": payload["actor"]} if payload["actor"] else {})}
+                triggers.append(WorkflowTriggerRequest(body, idempotency_key=key, tenant_id=row["tenant_id"]))
+        if len(triggers) == 1:
+            response = client.workflows.trigger(triggers[0])
+            outcome["accepted" if response["success"] else "refused"] += 1
+        elif triggers:
+            bulk = client.workflows.bulk_trigger_instance()
+            bulk.append(*triggers)
+            response = bulk.trigger()
+            outcome["accepted"] += response.success
+            outcome["refused"] += response.failure
+        return outcome
 
     def history(self, hours: float, now: datetime, chunk: timedelta = timedelta(hours=1)) -> dict[str, int]:
         """Fill the `hours` before `now` with traffic in its state as of `now`."""

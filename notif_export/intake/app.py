@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 from datetime import datetime, timezone
 
 import uvicorn
@@ -128,6 +129,24 @@ def build_app(settings: IntakeSettings, source: SourceDatabase) -> Starlette:
     ], lifespan=lifespan)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending with exit code 0 on Ctrl-C or SIGTERM (uvicorn re-raises the
+    signal once shut down, which ends the process by the signal); a second signal forces the exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        def stop(signum, frame):
+            self.force_exit = self.should_exit
+            self.should_exit = True
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def serve(settings: IntakeSettings, source_url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     """Run the service until SIGINT/SIGTERM (uvicorn's own handlers: it finishes the calls in flight)."""
     settings.require()
@@ -138,6 +157,8 @@ def serve(settings: IntakeSettings, source_url: str, host: str = "127.0.0.1", po
           f"GET /openapi.json), recording into {source.display_url}; Ctrl-C stops", flush=True)
     try:
         # No access log: one line per call is noise at 1,000 calls/s, and headers are never logged.
-        uvicorn.run(build_app(settings, source), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(build_app(settings, source), host=host, port=port, log_level="warning",
+                                access_log=False)
+        _Server(config).run()
     finally:
         source.dispose()
