@@ -5,6 +5,7 @@ SDK to the bucket."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -23,9 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from starlette.testclient import TestClient
 from suprsend import Event, Suprsend, WorkflowTriggerRequest
 
+from notif_export.cli import main as cli_main
+from notif_export.dev.demo import demo_intake_keys, intake_keys_file
 from notif_export.dev.local_s3 import find_free_port
 from notif_export.intake.app import build_app
 from notif_export.intake.auth import signature
+from notif_export.intake.calls import Call
+from notif_export.intake.writer import Writer
 from notif_export.lib.settings import PROJECT_DIR, IntakeSettings, Settings, SettingsError
 from notif_export.lib.source import TABLES, SourceDatabase
 from notif_export_tests.conftest import export_env, file_rows, list_keys, materialize, read_object, source_rows
@@ -207,7 +212,8 @@ VALID = {"workflow": "password-reset", "recipients": ["user_1"], "data": {}}
     ("/trigger/", {**VALID, "recipients": "user_1"}, "recipients"),
     ("/trigger/", {**VALID, "recipients": [{"$email": "a@example.com"}]}, "recipients[0]"),
     ("/trigger/", {**VALID, "recipients": [{"id": "eng"}]}, "recipients[0]"),
-    ("/trigger/", {**VALID, "recipients": [{"distinct_id": "u", "$channels": ["pigeon"]}]}, "recipients[0].$channels[0]"),
+    ("/trigger/", {**VALID, "recipients": [{"distinct_id": "u", "$channels": ["pigeon"]}]},
+     "recipients[0].$channels[0]"),
     ("/trigger/", {**VALID, "data": "not an object"}, "data"),
     ("/trigger/", {**VALID, "tenant_id": "t" * 65}, "tenant_id"),
     ("/trigger/", {**VALID, "$idempotency_key": "k" * 256}, "$idempotency_key"),
@@ -385,3 +391,53 @@ def test_schemathesis_finds_no_server_error_and_no_answer_against_the_document(s
         except Exception as exc:  # schemathesis raises its failures; gather them all
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+# ---- what follows a call, and the demo's keys -------------------------------------------------------
+def test_the_writer_moves_the_messages_statuses_on_later(tmp_path):
+    source = SourceDatabase(f"sqlite:///{tmp_path / 'source.db'}")
+    source.init_schema()
+    clock = [datetime.now(timezone.utc)]
+    writer = Writer(source, KEYS.workspace_key, clock=lambda: clock[0])
+    writer.start()
+    try:
+        body = {"workflow": "order-confirmation", "recipients": ["user_1", "user_2"], "data": {}}
+        call = Call("workflow", body, json.dumps(body), clock[0], {}, None)
+        assert asyncio.run(writer.submit([call])) == [(202, {"status": "success"})]
+        messages = TABLES["messages"]
+        with source.connect() as conn:
+            assert {r[0] for r in conn.execute(sa.select(messages.c.message_status))} <= {"triggered",
+                                                                                          "delivery_failed"}
+        clock[0] += timedelta(days=30)  # every scheduled change is due
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with source.connect() as conn:
+                statuses = [r[0] for r in conn.execute(sa.select(messages.c.message_status))]
+            if "triggered" not in statuses:
+                break
+            time.sleep(0.2)
+        assert "triggered" not in statuses and {"delivered", "seen", "clicked"} & set(statuses), statuses
+    finally:
+        writer.stop()
+        source.dispose()
+
+
+def test_the_demo_makes_its_intake_keys_once_and_intake_env_prints_them(tmp_path, capsys):
+    settings = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path)})
+    keys, generated = demo_intake_keys(settings, 8123)
+    again, _ = demo_intake_keys(settings, 8124)
+    assert generated and {k: v for k, v in keys.items() if k != "NOTIF_EXPORT_INTAKE_URL"} == \
+        {k: v for k, v in again.items() if k != "NOTIF_EXPORT_INTAKE_URL"}
+    assert Settings.from_env({**keys, "NOTIF_EXPORT_HOME": str(tmp_path)}).intake.workspace_key.startswith("ws_demo_")
+    assert (intake_keys_file(tmp_path).stat().st_mode & 0o777) == 0o600
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NOTIF_EXPORT_HOME", str(tmp_path))
+        assert cli_main(["intake", "env"]) == 0
+    printed = capsys.readouterr().out
+    assert f"export NOTIF_EXPORT_INTAKE_API_KEY={keys['NOTIF_EXPORT_INTAKE_API_KEY']}" in printed
+    assert "export NOTIF_EXPORT_INTAKE_URL=http://127.0.0.1:8124/" in printed
+    # Keys of the user's own are used as they are, and never written to a file.
+    own = Settings.from_env({"NOTIF_EXPORT_HOME": str(tmp_path / "own"), **{
+        variable: getattr(KEYS, name) for name, variable in IntakeSettings.VARIABLES.items()}})
+    assert demo_intake_keys(own, 8125) == ({"NOTIF_EXPORT_INTAKE_URL": "http://127.0.0.1:8125/"}, False)
+    assert not intake_keys_file(tmp_path / "own").exists()
