@@ -9,13 +9,13 @@ would from the UI, so the partitions and the marts are complete; the sync then r
 from __future__ import annotations
 
 import os
-import shutil
 import secrets
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -184,17 +184,21 @@ def demo_intake_keys(settings: Settings, port: int) -> tuple[dict[str, str], boo
     return keys, True
 
 
-def wait_for_port(port: int, process: subprocess.Popen, log_file: Path, timeout: float = 60) -> None:
+def wait_for_intake(url: str, process: subprocess.Popen, log_file: Path, timeout: float = 60) -> None:
+    """Until the service itself answers (its OpenAPI document), not merely something on the port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DemoError(f"the intake service exited while starting; see {log_file}")
+            raise DemoError(f"the intake service exited while starting (is its port taken? --intake-port); "
+                            f"see {log_file}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            with urllib.request.urlopen(f"{url}openapi.json", timeout=2) as response:
+                if response.status == 200:
+                    return
         except OSError:
-            time.sleep(0.2)
-    raise DemoError(f"the intake service did not answer on port {port} within {timeout:.0f}s; see {log_file}")
+            pass
+        time.sleep(0.2)
+    raise DemoError(f"the intake service did not answer on {url} within {timeout:.0f}s; see {log_file}")
 
 
 def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_hours: float,
@@ -234,7 +238,7 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
                 [sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port", str(intake_port)],
                 env=intake_env, stdout=intake_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
-        wait_for_port(intake_port, intake, logs / "intake.log")
+        wait_for_intake(keys["NOTIF_EXPORT_INTAKE_URL"], intake, logs / "intake.log")
         say(f"intake service (the trigger API) on {keys['NOTIF_EXPORT_INTAKE_URL']} (log: {logs / 'intake.log'})")
         if generated:  # keys made for this local demo only; shown here and nowhere else
             say("  its keys, generated for this demo: " + ", ".join(
