@@ -50,6 +50,7 @@ class IntakeProcess:
 
     def __init__(self, source_url: str):
         self.port = find_free_port()
+        self.source_url = source_url
         self.url = f"http://127.0.0.1:{self.port}/"
         self.proc = subprocess.Popen([sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port",
                                       str(self.port)], env=intake_env(source_url), stdout=subprocess.PIPE,
@@ -391,6 +392,10 @@ def test_schemathesis_finds_no_server_error_and_no_answer_against_the_document(s
         except Exception as exc:  # schemathesis raises its failures; gather them all
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+    source = SourceDatabase(sqlite_intake.source_url)
+    statuses = {r["status"] for r in request_rows(source)}
+    source.dispose()
+    assert statuses == {"completed", "failure"}  # valid and invalid calls were made, and recorded
 
 
 # ---- what follows a call, and the demo's keys -------------------------------------------------------
