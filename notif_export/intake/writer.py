@@ -19,7 +19,6 @@ import logging
 import queue
 import random
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -33,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_CALLS_PER_COMMIT = 1000
 ADVANCE_EVERY_SECONDS = 1.0
+ADVANCE_ROWS_PER_COMMIT = 1000
 UNAVAILABLE = (503, error_body("unavailable", "the source database did not take the call; try again"))
 
 Answer = tuple[int, dict]
@@ -45,15 +45,19 @@ class Writer:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
-        self._last_advance = 0.0
+        self._advancer = threading.Thread(target=self._advance, name="intake-advance", daemon=True)
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
+        self._advancer.start()
 
     def stop(self) -> None:
         """Write what is queued, then stop."""
         self._queue.put(None)
+        self._stopping.set()
         self._thread.join()
+        self._advancer.join()
 
     async def submit(self, calls: list[Call]) -> list[Answer]:
         loop = asyncio.get_running_loop()
@@ -65,10 +69,7 @@ class Writer:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            try:
-                first = self._queue.get(timeout=ADVANCE_EVERY_SECONDS)
-            except queue.Empty:
-                first = ()
+            first = self._queue.get()
             pending = [first] if first else []
             stopping = first is None
             while not stopping and sum(len(p[0]) for p in pending) < MAX_CALLS_PER_COMMIT:
@@ -82,12 +83,16 @@ class Writer:
                     pending.append(item)
             if pending:
                 self._write([p for p in pending if p])
-            if time.monotonic() - self._last_advance >= ADVANCE_EVERY_SECONDS:
-                self._last_advance = time.monotonic()
-                try:
-                    self.model.advance(self.clock())
-                except Exception:  # the next round tries again; calls are not held up by it
-                    log.exception("applying the due message status changes failed")
+
+    def _advance(self) -> None:
+        """Every second, the status changes now due, a thousand rows per transaction."""
+        while not self._stopping.wait(ADVANCE_EVERY_SECONDS):
+            try:
+                while not self._stopping.is_set() and \
+                        self.model.advance(self.clock(), limit=ADVANCE_ROWS_PER_COMMIT) == ADVANCE_ROWS_PER_COMMIT:
+                    pass
+            except Exception:  # the next round tries again
+                log.exception("applying the due message status changes failed")
 
     def _write(self, pending: list[tuple[list[Call], asyncio.AbstractEventLoop, asyncio.Future]]) -> None:
         calls = [c for p in pending for c in p[0]]
