@@ -4,7 +4,7 @@ source (must be 0). PostgreSQL (a throwaway database on 127.0.0.1:5432) and SQLi
 --seconds; the floor in the same run: the same load answered 401 (HTTP and authentication, no
 write). At most 60 s of load in all with the defaults.
 
-    python bench/intake_load.py [--seconds 15] [--concurrency 32]
+    python bench/intake_load.py [--seconds 15] [--concurrency 16]
 
 The load comes from a separate process speaking HTTP/1.1 keep-alive on raw asyncio streams
 (no client library in the way), one connection per concurrent client; each trigger has its
@@ -133,7 +133,7 @@ def measure(name: str, source_url: str, concurrency: int, seconds: float, floor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15, help="load per source (default 15)")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--only", choices=["postgresql", "sqlite"])
     parser.add_argument("--generate", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
