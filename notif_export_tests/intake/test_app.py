@@ -51,6 +51,7 @@ class IntakeProcess:
     def __init__(self, source_url: str):
         self.port = find_free_port()
         self.source_url = source_url
+        self.output: str | None = None
         self.url = f"http://127.0.0.1:{self.port}/"
         self.proc = subprocess.Popen([sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port",
                                       str(self.port)], env=intake_env(source_url), stdout=subprocess.PIPE,
@@ -73,9 +74,10 @@ class IntakeProcess:
         return Suprsend.with_workspace_api_key(KEYS.workspace_key, KEYS.api_key, base_url=self.url)
 
     def stop(self) -> str:
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=15)
-        return out
+        if self.output is None:
+            self.proc.terminate()
+            self.output, _ = self.proc.communicate(timeout=15)
+        return self.output
 
 
 @pytest.fixture
@@ -168,6 +170,7 @@ def test_a_call_from_the_sdk_reaches_the_bucket(intake, source, s3, bucket, aws_
     bulk.append(*[WorkflowTriggerRequest({"workflow": "incident-alert", "recipients": [f"oncall_{i}"], "data": {}})
                   for i in range(20)])
     assert bulk.trigger().success == 20
+    intake.stop()  # its status changes stop too: the source holds still while it is compared
     hour = request_rows(source)[0]["created_at"].replace(minute=0, second=0, microsecond=0, tzinfo=timezone.utc)
     env = export_env(source.url.render_as_string(hide_password=False), bucket, aws_env,
                      NOTIF_EXPORT_LAYOUT="per_type")
