@@ -146,6 +146,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
     config = _settings()
     now = utc_now()
     start, end, settled_before = verify.recent_window(config, now)
+    cold = verify.cold_tolerance(config, now)
     start = parse_hour(args.start, "--from") if args.start else start
     end = parse_hour(args.end, "--to") + timedelta(hours=1) if args.end else end
     source = SourceDatabase(config.source_url)
@@ -159,7 +160,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
                 dp = DATA_POINTS[name]
 
                 def check() -> verify.Verification:
-                    return verify.verify(source, s3, config.destination, dp, start, end, con, settled_before)
+                    return verify.verify(source, s3, config.destination, dp, start, end, con, settled_before, cold)
 
                 def repair(hours: list) -> None:
                     for hour in hours:
@@ -172,6 +173,9 @@ def cmd_verify(args: argparse.Namespace) -> None:
         source.dispose()
     print(f"hours {hour_key(start)} to {hour_key(end - timedelta(hours=1))}; rows updated after "
           f"{settled_before:%Y-%m-%d %H:%M:%S} UTC are the sync's and left out")
+    if cold:
+        print(f"cold hours (up to {hour_key(cold.newest_cold_hour)}, NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS): rows updated "
+              f"after {cold.settled_before:%Y-%m-%d %H:%M:%S} UTC wait for the sync's cadence and are left out")
     for line in verify.render([found for found, _ in results]):
         print(line)
     remaining = [after if after is not None else found for found, after in results]

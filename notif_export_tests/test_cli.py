@@ -57,7 +57,7 @@ def test_check_prints_each_item_and_fails_on_a_missing_bucket(aws_env, bucket, m
 
 def test_verify_exits_1_on_drift_repairs_it_and_2_when_it_cannot_check(aws_env, bucket, s3, tmp_path, monkeypatch,
                                                                         capsys):
-    from datetime import timedelta
+    from datetime import datetime, timedelta, timezone
 
     from notif_export.dev.simulator import Simulator
     from notif_export.lib.contract import DATA_POINTS
@@ -90,6 +90,28 @@ def test_verify_exits_1_on_drift_repairs_it_and_2_when_it_cannot_check(aws_env, 
     assert "repaired 1 hours; verified again:" in capsys.readouterr().out
     assert main(["verify", *window]) == 0
     capsys.readouterr()
+
+    # A row of a cold hour changed 30 minutes ago: drift, unless the sync's cadence for cold hours
+    # (60 minutes) may still be holding it back.
+    import sqlalchemy as sa
+
+    from notif_export.lib.source import TABLES
+
+    table = TABLES["messages"]
+    with db.connect() as conn:
+        conn.execute(table.update().where(table.c.message_id == conn.execute(
+            sa.select(table.c.message_id).where(table.c.message_id.is_not(None),
+                                                table.c.created_at >= db._param(hours[0]),
+                                                table.c.created_at < db._param(hours[1])).limit(1)).scalar())
+            .values(updated_at=datetime.now(timezone.utc) - timedelta(minutes=30), note="changed"))
+        conn.commit()
+    assert main(["verify", *window, "--data-point", "messages"]) == 1
+    capsys.readouterr()
+    monkeypatch.setenv("NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS", "24")
+    assert main(["verify", *window, "--data-point", "messages"]) == 0
+    out = capsys.readouterr().out
+    assert "cold hours (up to" in out and "messages: 1 rows in 1 cold hours wait for the sync's next rewrite" in out
+    monkeypatch.delenv("NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS")
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     assert main(["verify", *window]) == 2

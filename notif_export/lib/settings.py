@@ -24,6 +24,7 @@ from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.destination import VARIABLES as DESTINATION_VARIABLES
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import HOUR_KEY_FORMAT, HourError, parse_hour
+from notif_export.lib.sync import ColdCadence
 
 # The checkout this package runs from: the local state (`.notif_export/`), dbt_project/ and the
 # Dagster workspace live there, so every command finds them whatever the current folder.
@@ -37,9 +38,12 @@ DEFAULT_SYNC_INTERVAL_SECONDS = 300
 DEFAULT_SYNC_OVERLAP_SECONDS = 600
 DEFAULT_HISTORY_DAYS = 7
 DEFAULT_SYNC_RUN_TIMEOUT_SECONDS = 900
+DEFAULT_SYNC_COLD_REWRITE_MINUTES = 60
 DEFAULT_RECONCILE_INTERVAL_MINUTES = 60
 DEFAULT_RECONCILE_WINDOW_HOURS = 7 * 24
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
+# The export step's first retry of a transient failure; then doubled (with jitter), 3 retries in all.
+DEFAULT_RETRY_DELAY_SECONDS = 5
 
 
 class SettingsError(ValueError):
@@ -136,6 +140,9 @@ class Settings:
     sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL_SECONDS
     sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
     sync_run_timeout_seconds: int = DEFAULT_SYNC_RUN_TIMEOUT_SECONDS
+    retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
+    sync_cold_after_hours: int | None = None    # None: no cadence, every dirty hour is rewritten at each tick
+    sync_cold_rewrite_minutes: int = DEFAULT_SYNC_COLD_REWRITE_MINUTES
     reconcile_interval_minutes: int = DEFAULT_RECONCILE_INTERVAL_MINUTES
     reconcile_window_hours: int = DEFAULT_RECONCILE_WINDOW_HOURS
     dbt: DbtSettings = field(default_factory=DbtSettings)
@@ -187,6 +194,9 @@ class Settings:
             sync_run_timeout_seconds=checked(
                 _positive_int, env, "NOTIF_EXPORT_SYNC_RUN_TIMEOUT_SECONDS", DEFAULT_SYNC_RUN_TIMEOUT_SECONDS
             ),
+            retry_delay_seconds=checked(
+                _positive_int, env, "NOTIF_EXPORT_RETRY_DELAY_SECONDS", DEFAULT_RETRY_DELAY_SECONDS
+            ),
             reconcile_interval_minutes=checked(validate_reconcile_interval, checked(
                 _positive_int, env, "NOTIF_EXPORT_RECONCILE_INTERVAL_MINUTES", DEFAULT_RECONCILE_INTERVAL_MINUTES,
                 "minutes")),
@@ -198,6 +208,7 @@ class Settings:
                                 "NOTIF_EXPORT_DAGSTER_URL"),
             intake=intake,
         )
+        values.update(checked(validate_cold_cadence, env, values["sync_interval_seconds"]) or {})
         if problems:
             raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))
         return cls(**values)
@@ -206,6 +217,14 @@ class Settings:
     def duckdb_path(self) -> Path:
         """The analytics database that dbt-duckdb builds."""
         return self.home / "analytics.duckdb"
+
+    @property
+    def cold_cadence(self) -> ColdCadence | None:
+        """The sync's cadence for cold hours, or None (the default: every dirty hour at every tick)."""
+        if self.sync_cold_after_hours is None:
+            return None
+        return ColdCadence(after=timedelta(hours=self.sync_cold_after_hours),
+                           every=timedelta(minutes=self.sync_cold_rewrite_minutes))
 
     @property
     def start_key(self) -> str:
@@ -312,6 +331,21 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, unit: str = "
     if value < 1:
         raise SettingsError(f"{name}={raw!r} must be a whole number of {unit}, at least 1")
     return value
+
+
+def validate_cold_cadence(env: Mapping[str, str], interval: int | None) -> dict[str, int | None]:
+    """Both cold-hour settings, or neither; the interval longer than the sync's (or it changes nothing)."""
+    after_set = bool(env.get("NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS"))
+    every_set = bool(env.get("NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES"))
+    if every_set and not after_set:
+        raise SettingsError("NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES is set without NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS: "
+                            "set the age (in hours) from which an hour is rewritten on that cadence, or unset both")
+    after = _positive_int(env, "NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS", 0, "hours") if after_set else None
+    every = _positive_int(env, "NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES", DEFAULT_SYNC_COLD_REWRITE_MINUTES, "minutes")
+    if after is not None and interval is not None and every * 60 <= interval:
+        raise SettingsError(f"NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES={every} is not longer than the sync interval "
+                            f"({interval} s), so it would defer nothing; use more minutes, e.g. 60")
+    return {"sync_cold_after_hours": after, "sync_cold_rewrite_minutes": every}
 
 
 def validate_reconcile_interval(minutes: int | None) -> int | None:

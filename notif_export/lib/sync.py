@@ -15,6 +15,17 @@ later than the overlap (default 10 minutes) after their `updated_at` are not det
 At least once. The hours of every requested run stay in the state until the run succeeds; a
 failed or cancelled run's hours are requested again.
 
+Cold hours (optional, `ColdCadence`). In a large workspace statuses keep changing for days, so
+most ticks would rewrite every hour of the last days for a handful of changed rows each. With a
+cadence, a dirty hour whose rows are all older than `after` is not rewritten at once: it joins
+the state's `deferred` hours, and all deferred hours are rewritten together by the first tick at
+least `every` after the previous such rewrite (or after the data point started syncing), even
+if nothing else changes. Each cold hour is then rewritten at most once per `every` (plus the
+tick it turns cold in), and a change to it reaches the bucket at most `every` + one interval
+later than without the cadence. Retries are never deferred, and an hour rewritten for any
+reason leaves the deferred ones (its run exports its latest state). Turning the cadence off
+rewrites the deferred hours at the next tick.
+
 Data point rules (the connector's): a data point seen for the first time starts at the newest
 `updated_at` (going forward only); a removed one keeps its position and is marked disabled; a
 re-enabled one resumes from its old position, so everything changed since it stopped is
@@ -30,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from notif_export.lib.contract import DataPoint
-from notif_export.lib.hours import epoch_us, hour_key
+from notif_export.lib.hours import epoch_us, hour_key, hour_start, parse_hour
 from notif_export.lib.source import SourceDatabase
 
 
@@ -50,6 +61,8 @@ class DataPointState:
     requested_at: dict[str, str] = field(default_factory=dict)    # run key -> when it was requested
     enabled_since: str | None = None
     disabled_since: str | None = None
+    deferred: dict[str, str] = field(default_factory=dict)        # cold hour -> why it is dirty
+    cold_rewritten_at: str | None = None                          # the last rewrite of the deferred hours
 
     def await_run(self, run_key: str, hours: list[str], now: datetime) -> None:
         self.pending[run_key] = hours
@@ -69,6 +82,27 @@ class SyncState:
             return cls()
         raw = json.loads(text)
         return cls({k: DataPointState(**v) for k, v in raw["data_points"].items()})
+
+
+@dataclass(frozen=True)
+class ColdCadence:
+    """Hours whose rows are all older than `after` are rewritten at most every `every`."""
+
+    after: timedelta
+    every: timedelta
+
+    def newest_cold_hour(self, now: datetime) -> datetime:
+        """The newest hour that has ended at least `after` before `now`."""
+        return hour_start(now - self.after) - timedelta(hours=1)
+
+    def is_cold(self, hour: str, now: datetime) -> bool:
+        return parse_hour(hour) <= self.newest_cold_hour(now)
+
+    def extra_staleness(self, interval: timedelta) -> timedelta:
+        """How much later than a hot hour's a cold hour's change may reach the bucket: it waits
+        for the next rewrite of the deferred hours (at most `every` after the last one), which
+        happens at the first tick after that."""
+        return self.every + interval
 
 
 @dataclass
@@ -97,6 +131,7 @@ class DirtyHours:
     hours: list[str]                    # hours to rewrite, sorted
     reasons: dict[str, str]             # hour -> why
     state: DataPointState
+    newly_deferred: list[str] = field(default_factory=list)  # cold hours this tick left to the cadence
 
 
 def scan_updates(db: SourceDatabase, dp: DataPoint, state: DataPointState | None, overlap: timedelta) -> Scan:
@@ -123,6 +158,7 @@ def dirty_hours(
     first_hour: str,
     now: datetime,
     run_timeout: timedelta = timedelta(minutes=15),
+    cold: ColdCadence | None = None,
 ) -> DirtyHours:
     """One tick for one data point.
 
@@ -134,6 +170,8 @@ def dirty_hours(
     `now` is the tick's cutoff: rows updated after it are left to the next tick, and the runs
     export only rows created before it (`rewrite_hour(created_before=...)`), the same for every
     data point, so a child row in the bucket always has its parent there too.
+
+    `cold`: the cadence of cold hours (None: every dirty hour is rewritten at once).
     """
     if not enabled:
         state = state or DataPointState()
@@ -145,9 +183,11 @@ def dirty_hours(
         newest = max((u for _, u in rows), default=None)
         fresh = DataPointState(position=_iso(newest), enabled_since=_iso(now))
         fresh.window = fingerprints(rows, newest - overlap if newest else None, newest)
+        fresh.cold_rewritten_at = _iso(now) if cold else None  # the cadence counts from the start
         return DirtyHours([], {}, fresh)
 
     reasons: dict[str, str] = {}
+    retried: set[str] = set()
     if state.disabled_since is not None:
         state.disabled_since, state.enabled_since = None, _iso(now)
     for run_key, outcome in list(run_outcomes.items()):
@@ -158,6 +198,8 @@ def dirty_hours(
             continue
         hours = state.pending.pop(run_key, [])
         state.requested_at.pop(run_key, None)
+        if outcome in ("failure", "lost"):
+            retried.update(hours)
         if outcome == "failure":
             reasons.update({h: f"retry: run {run_key} did not succeed" for h in hours})
         elif outcome == "lost":
@@ -180,4 +222,29 @@ def dirty_hours(
     # Hours after the cutoff's are not exportable yet (a writer's clock ahead, a year-9999 typo):
     # the runs export only rows created before the cutoff, and the partitions end at the present.
     reasons = {h: r for h, r in reasons.items() if first_hour <= h <= hour_key(now)}
-    return DirtyHours(sorted(reasons), reasons, state)
+    state.deferred = {h: r for h, r in state.deferred.items() if first_hour <= h}
+    newly_deferred = defer_cold_hours(state, reasons, retried, cold, now)
+    return DirtyHours(sorted(reasons), reasons, state, newly_deferred)
+
+
+def defer_cold_hours(state: DataPointState, reasons: dict[str, str], retried: set[str],
+                     cold: ColdCadence | None, now: datetime) -> list[str]:
+    """Move the cold hours of `reasons` (but retries) to `state.deferred`; when the cadence is
+    due (or off), move all deferred hours back into `reasons`. Returns the hours that start
+    waiting at this tick."""
+    newly_deferred = []
+    if cold is not None:
+        for hour in [h for h in reasons if h not in retried and cold.is_cold(h, now)]:
+            if hour not in state.deferred:
+                newly_deferred.append(hour)
+                state.deferred[hour] = reasons[hour]
+            del reasons[hour]
+    last = _dt(state.cold_rewritten_at)
+    if state.deferred and (cold is None or last is None or now - last >= cold.every):
+        for hour, why in state.deferred.items():
+            reasons.setdefault(hour, f"cold hour (deferred): {why}")
+        state.deferred = {}
+        state.cold_rewritten_at = _iso(now)
+    for hour in reasons:  # rewritten now with its latest state: nothing left to defer
+        state.deferred.pop(hour, None)
+    return [h for h in newly_deferred if h in state.deferred]

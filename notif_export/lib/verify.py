@@ -9,6 +9,9 @@ are also checked for their schema (against the contract) and for hours that have
 
 Rows updated in the source after `settled_before` are left out on both sides: they are the
 sync's to export, not drift (under live traffic the newest changes are always on their way).
+With the sync's cadence for cold hours (`ColdTolerance`), a row of a cold hour is settled only
+once it is older than the cadence's bound too; the rows of cold hours that differ from their
+file but are still within that bound are counted apart (`within_cold_bound`), not as drift.
 
 The source is read with the export's bad-row rules (`bad_rows.py`): a row the export skips is not
 missing from the file, and a deduplicated key is compared once. The bad rows met are counted per
@@ -34,9 +37,10 @@ from notif_export.lib.bad_rows import BadRows
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import HIVE_TYPES
-from notif_export.lib.hours import epoch_us, hour_key, hour_start
+from notif_export.lib.hours import describe_hours, epoch_us, hour_key, hour_start
 from notif_export.lib.settings import Settings
 from notif_export.lib.source import SourceDatabase
+from notif_export.lib.sync import ColdCadence
 
 _HOUR_US = 3_600_000_000
 _FILE_HOUR = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/")
@@ -60,6 +64,15 @@ class HourDrift:
         return self.source_rows == 0 and self.file_rows is not None
 
 
+@dataclass(frozen=True)
+class ColdTolerance:
+    """The sync's cold-hour cadence seen from verify: in the hours up to `newest_cold_hour` a row
+    is settled only when updated before `settled_before` (its rewrite may be waiting for the cadence)."""
+
+    newest_cold_hour: datetime
+    settled_before: datetime
+
+
 @dataclass
 class Verification:
     data_point: str
@@ -72,6 +85,7 @@ class Verification:
     empty_hours: list[datetime] = field(default_factory=list)  # no rows and no file: as they should be
     bad_rows: dict[datetime, dict[str, int]] = field(default_factory=dict)  # hour -> kind -> rows
     rows_without_hour: dict[str, int] = field(default_factory=dict)        # reason -> rows, whole table
+    within_cold_bound: dict[datetime, int] = field(default_factory=dict)   # cold hour -> rows awaiting its rewrite
 
     @property
     def drifted_hours(self) -> list[datetime]:
@@ -100,6 +114,7 @@ def verify(
     end: datetime,
     con: duckdb.DuckDBPyConnection,
     settled_before: datetime | None = None,
+    cold: ColdTolerance | None = None,
 ) -> Verification:
     """Compare the hours [start, end) of one data point. `con` reads the bucket (httpfs loaded,
     an S3 secret set: `duckdb_s3.connect_to_bucket`)."""
@@ -122,8 +137,13 @@ def verify(
         CREATE OR REPLACE TEMP TABLE source_keys AS
         SELECT epoch_us(created_at) // {_HOUR_US} AS hour, {key} AS key, epoch_us(updated_at) AS updated_us
         FROM source_reader""")
-    con.execute("CREATE OR REPLACE TEMP TABLE unsettled AS SELECT key FROM source_keys WHERE updated_us > ?",
-                [epoch_us(settled_before) if settled_before else 2**62])
+    settled_us = epoch_us(settled_before) if settled_before else 2**62
+    cold_hour = _hour_number(cold.newest_cold_hour) if cold else -2**62
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE unsettled AS SELECT hour, key, updated_us FROM source_keys
+        WHERE updated_us > CASE WHEN hour <= $cold_hour THEN $cold_settled_us ELSE $settled_us END""",
+                {"cold_hour": cold_hour, "settled_us": settled_us,
+                 "cold_settled_us": min(settled_us, epoch_us(cold.settled_before)) if cold else settled_us})
 
     bad_schema = schema_problems(con, dp, list(files.values()))
     file_by_hour = {_hour_number(h): uri for h, uri in files.items()}
@@ -184,6 +204,11 @@ def verify(
             file_rows=file_counts.get(hour) if uri else None,
             missing=missing, stale=stale, extra=extra, schema=bad_schema.get(uri, ""),
         ))
+    if cold:  # rows of cold hours left out that the file does not hold as they are: waiting for the cadence
+        result.within_cold_bound = {_hour_of(hour): n for hour, n in con.execute("""
+            SELECT u.hour, count(*) FROM unsettled AS u LEFT JOIN file_keys AS f USING (hour, key)
+            WHERE u.hour <= ? AND u.updated_us <= ? AND f.updated_us IS DISTINCT FROM u.updated_us
+            GROUP BY 1 ORDER BY 1""", [cold_hour, settled_us]).fetchall()}
     result.bad_rows = bad_rows.by_hour()
     result.rows_without_hour = source.rows_without_hour(dp, datetime.now(timezone.utc))
     first, last = _hour_number(start), _hour_number(end)
@@ -297,6 +322,10 @@ def render(verifications: list[Verification]) -> Iterator[str]:
         kinds = Counter()
         for by_kind in v.bad_rows.values():
             kinds.update(by_kind)
+        if v.within_cold_bound:
+            yield (f"{v.data_point}: {sum(v.within_cold_bound.values())} rows in {len(v.within_cold_bound)} cold hours "
+                   "wait for the sync's next rewrite of cold hours, within its bound (not drift): "
+                   + describe_hours(v.within_cold_bound))
         if kinds or any(v.rows_without_hour.values()):
             yield (f"{v.data_point}: bad rows by rule (not drift): "
                    + ", ".join(f"{n} {kind}" for kind, n in {**kinds, **v.rows_without_hour}.items() if n))
@@ -320,3 +349,14 @@ def recent_window(settings: Settings, now: datetime) -> tuple[datetime, datetime
     start = max(settings.start, end - timedelta(hours=settings.reconcile_window_hours))
     settle = timedelta(seconds=settings.sync_interval_seconds + settings.sync_overlap_seconds)
     return start, end, now - settle
+
+
+def cold_tolerance(settings: Settings, now: datetime) -> ColdTolerance | None:
+    """With the sync's cadence for cold hours: the hours cold now, and the moment before which
+    their rows count as settled (a hot hour's bound plus the cadence's extra staleness)."""
+    cadence: ColdCadence | None = settings.cold_cadence
+    if cadence is None:
+        return None
+    interval = timedelta(seconds=settings.sync_interval_seconds)
+    settle = interval + timedelta(seconds=settings.sync_overlap_seconds) + cadence.extra_staleness(interval)
+    return ColdTolerance(cadence.newest_cold_hour(now), now - settle)

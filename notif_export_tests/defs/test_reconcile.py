@@ -114,3 +114,30 @@ def test_the_schedule_runs_the_reconcile_job_at_the_configured_interval(env, ins
     assert {key.name for key in checks} == {"bucket_matches_source"}
     assert {key.asset_key.to_user_string() for key in checks} == {"requests", "workflow_executions", "messages"}
     assert request.job_name in (None, "reconcile")
+
+
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)  # verify's tolerance is tested on both
+def test_a_cold_hour_within_the_cadences_bound_is_left_to_the_sync(source, env, instance, s3, bucket):
+    """With NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS, a cold hour's change younger than the bound is
+    reported apart and not rewritten; without it, the same change is drift and is repaired."""
+    env = {**env, "NOTIF_EXPORT_DATA_POINTS": "messages"}
+    export(env, instance, [HOURS[0], NOW.replace(minute=0)], data_points=("messages",))  # every hour with rows
+    table = TABLES["messages"]
+    with source.connect() as conn:
+        changed = conn.execute(sa.select(table.c.message_id).where(
+            table.c.created_at >= source._param(HOURS[0]), table.c.created_at < source._param(HOURS[1]),
+            table.c.message_id.is_not(None)).limit(1)).scalar()
+        conn.execute(table.update().where(table.c.message_id == changed).values(
+            updated_at=datetime.now(timezone.utc) - timedelta(minutes=30), message_status="clicked"))
+        conn.commit()
+
+    cold = reconcile({**env, "NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS": "24"}, instance)["messages"]
+    assert cold.passed and cold.metadata["hours_drifted"].value == 0
+    assert cold.metadata["rows_within_cold_bound"].value == 1
+    key = Destination(bucket=bucket).object_key("messages", HOURS[0])
+    assert [r["message_status"] for r in file_rows(read_object(s3, bucket, key), "messages")
+            if r["message_id"] == changed] != ["clicked"]                 # left to the sync's cadence
+
+    hot = reconcile(env, instance)["messages"]
+    assert hot.passed and hot.metadata["hours_repaired"].value == 1
+    assert file_rows(read_object(s3, bucket, key), "messages") == source_rows(source, "messages", HOURS[0])

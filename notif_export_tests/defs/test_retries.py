@@ -2,10 +2,10 @@
 fails the run at once (retrying a wrong setting only delays the message)."""
 
 import dagster as dg
-import pytest
 from botocore.exceptions import ClientError
 
-from notif_export.defs.shared.retries import EXPORT_RETRY_POLICY, retried_if_transient
+from notif_export.definitions import build_definitions
+from notif_export.defs.shared.retries import retried_if_transient
 
 
 def run_op_failing_with(exc: Exception, attempts: list[int]) -> dg.ExecuteInProcessResult:
@@ -38,6 +38,8 @@ def test_any_other_failure_is_not_retried():
     assert "AccessDenied" in result.get_step_failure_events()[0].event_specific_data.error.message
 
 
-@pytest.mark.parametrize("field", ["max_retries", "delay", "backoff"])
-def test_the_export_steps_policy_backs_off(field):
-    assert getattr(EXPORT_RETRY_POLICY, field)
+def test_the_export_step_and_the_sync_step_back_off_from_the_configured_delay():
+    defs = build_definitions({"NOTIF_EXPORT_BUCKET": "exports", "NOTIF_EXPORT_RETRY_DELAY_SECONDS": "7"})
+    export_step = defs.get_assets_def("messages").op.retry_policy
+    for policy in (export_step, defs.resolve_job_def("sync_dirty_hours").op_retry_policy):
+        assert (policy.max_retries, policy.delay, policy.backoff) == (3, 7, dg.Backoff.EXPONENTIAL)

@@ -1,7 +1,8 @@
 """The sync sensor through build_sensor_context, its runs executed for real against the local S3
 server and the source (SQLite and PostgreSQL)."""
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import psycopg
@@ -9,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.lib.hours import hour_key
-from notif_export.lib.destination import Destination
 from notif_export.dev.simulator import Simulator, TrafficMix
+from notif_export.lib.destination import Destination
+from notif_export.lib.hours import hour_key, hour_start
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
+from notif_export_tests.conftest import NOW, export_env, file_rows, list_keys, read_object, source_rows
 
 
 @pytest.fixture
@@ -67,8 +68,7 @@ def touch(db, data_point: str, hours: list, when) -> None:
 @pytest.fixture
 def env(source, source_url, bucket, aws_env):
     Simulator(source, seed=5, mix=TrafficMix(requests_per_hour=60)).history(60, NOW)
-    return {**aws_env, "NOTIF_EXPORT_SOURCE_URL": source_url, "NOTIF_EXPORT_BUCKET": bucket,
-            "NOTIF_EXPORT_START": hour_key(NOW - timedelta(days=5))}
+    return export_env(source_url, bucket, aws_env, NOTIF_EXPORT_START=hour_key(NOW - timedelta(days=5)))
 
 
 def test_scattered_changes_rewrite_exactly_those_hours_in_one_run_per_data_point(source, env, instance, s3, bucket):
@@ -199,4 +199,41 @@ def test_late_commit_from_a_concurrent_writer_on_postgresql(pg_url, bucket, aws_
     assert hours_of(sync.tick()) == {"messages": [hour_key(late_hour)]}
     rows = file_rows(read_object(s3, bucket, Destination(bucket=bucket).object_key("messages", late_hour)), "messages")
     assert [r["message_status"] for r in rows if r["message_id"] == row[0]] == ["clicked"]
+    db.dispose()
+
+
+def test_cold_hours_wait_in_the_cursor_for_their_cadence(tmp_path, bucket, aws_env, instance, s3):
+    """NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS: a changed hour older than that waits for the cadence,
+    a hot one does not; once the interval has passed the cold one is rewritten, though nothing
+    changed since, and its file equals the source."""
+    from notif_export.lib.source import SourceDatabase
+
+    url = f"sqlite:///{tmp_path / 'source.db'}"
+    db = SourceDatabase(url)
+    db.init_schema()
+    started = datetime.now(timezone.utc)
+    Simulator(db, seed=3, mix=TrafficMix(requests_per_hour=30)).history(12, started)
+    sync = Sync(instance, {**aws_env, "NOTIF_EXPORT_SOURCE_URL": url, "NOTIF_EXPORT_BUCKET": bucket,
+                           "NOTIF_EXPORT_START": hour_key(started - timedelta(days=1)),
+                           "NOTIF_EXPORT_DATA_POINTS": "messages", "NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS": "4",
+                           "NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES": "30"})
+    assert sync.tick() == []
+    cold_hour, hot_hour = [hour_start(started - timedelta(hours=h)) for h in (9, 1)]
+    touch(db, "messages", [cold_hour, hot_hour], datetime.now(timezone.utc))
+    assert hours_of(sync.tick()) == {"messages": [hour_key(hot_hour)]}
+    dest = Destination(bucket=bucket)
+    assert list_keys(s3, bucket) == [dest.object_key("messages", hot_hour)]
+    assert sync.tick() == []                                       # 30 minutes have not passed
+    assert list(json.loads(sync.cursor)["data_points"]["messages"]["deferred"]) == [hour_key(cold_hour)]
+
+    # 30 minutes later (the cursor's last rewrite of cold hours moved back by as much):
+    cursor = json.loads(sync.cursor)
+    state = cursor["data_points"]["messages"]
+    state["cold_rewritten_at"] = (datetime.fromisoformat(state["cold_rewritten_at"]) - timedelta(minutes=30)).isoformat()
+    sync.cursor = json.dumps(cursor)
+    requests = sync.tick()
+    assert hours_of(requests) == {"messages": [hour_key(cold_hour)]}
+    assert file_rows(read_object(s3, bucket, dest.object_key("messages", cold_hour)), "messages") == \
+        source_rows(db, "messages", cold_hour)
+    assert sync.tick() == []
     db.dispose()

@@ -1,10 +1,11 @@
 """Settings: defaults and the errors a bad value gets."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from notif_export.lib.settings import Settings, SettingsError
+from notif_export.lib.sync import ColdCadence
 
 
 def test_defaults(tmp_path):
@@ -14,6 +15,7 @@ def test_defaults(tmp_path):
     assert config.data_points == ("requests", "workflow_executions", "messages")
     assert config.start_key == "2026-11-17-00:00"
     assert config.sync_interval_seconds == 300
+    assert config.cold_cadence is None                     # every dirty hour at every tick
     assert config.bucket_access.endpoint_url is None
 
 
@@ -41,6 +43,8 @@ def test_values_are_normalized():
         ("NOTIF_EXPORT_DATA_POINTS", "messages,emails", "unknown emails"),
         ("NOTIF_EXPORT_START", "yesterday", "is not an hour"),
         ("NOTIF_EXPORT_SYNC_INTERVAL_SECONDS", "5m", "whole number of seconds"),
+        ("NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS", "3d", "whole number of hours"),
+        ("NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES", "60", "without NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS"),
         ("AWS_REGION", "us-middle-1", "is not an AWS region"),
         ("NOTIF_EXPORT_STORAGE_CLASS", "DEEP_FREEZE", "use one of: STANDARD, STANDARD_IA, ONEZONE_IA"),
         ("NOTIF_EXPORT_SSE", "rot13", "use AES256 (SSE-S3, the default) or aws:kms"),
@@ -85,3 +89,10 @@ def test_a_bad_external_id_is_refused_without_showing_it():
                            "NOTIF_EXPORT_EXTERNAL_ID": "has spaces #secret"})
     assert "NOTIF_EXPORT_EXTERNAL_ID is not a valid External ID" in str(err.value)
     assert "#secret" not in str(err.value)
+
+
+def test_the_cold_cadence_needs_an_interval_longer_than_the_syncs():
+    config = Settings.from_env({"NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS": "24"})
+    assert config.cold_cadence == ColdCadence(after=timedelta(hours=24), every=timedelta(minutes=60))
+    with pytest.raises(SettingsError, match="not longer than the sync interval"):
+        Settings.from_env({"NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS": "24", "NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES": "5"})

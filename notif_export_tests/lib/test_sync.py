@@ -2,7 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from notif_export.lib.sync import DataPointState, Scan, SyncState, dirty_hours
+from notif_export.lib.hours import hour_key
+from notif_export.lib.sync import ColdCadence, DataPointState, Scan, SyncState, dirty_hours
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 W = timedelta(minutes=10)
@@ -122,3 +123,109 @@ def test_a_run_that_never_appears_is_requested_again_after_the_timeout():
     retried = dirty_hours(state, scan_from(state, rows), {"gone": "missing"}, W, True, FIRST, at(16), timeout)
     assert retried.hours == ["2026-11-20-08:00"] and "never appeared" in retried.reasons["2026-11-20-08:00"]
     assert "gone" not in retried.state.pending
+
+
+# ---- the cadence of cold hours ------------------------------------------------------------------
+COLD = ColdCadence(after=timedelta(hours=6), every=timedelta(minutes=60))
+
+
+def cold_tick(state, rows, now, cold=COLD, outcomes=None):
+    return dirty_hours(state, scan_from(state, rows), outcomes or {}, W, True, FIRST, now, cold=cold)
+
+
+def test_which_hours_are_cold():
+    # At 12:05 with 6 hours: the hours that ended by 06:05 are cold (05:00 and before).
+    assert COLD.newest_cold_hour(at(5)) == datetime(2026, 11, 20, 5, tzinfo=timezone.utc)
+    assert COLD.is_cold("2026-11-20-05:00", at(5)) and not COLD.is_cold("2026-11-20-06:00", at(5))
+    assert COLD.extra_staleness(timedelta(minutes=5)) == timedelta(minutes=65)
+
+
+def test_a_cold_hour_waits_for_the_cadence_and_is_rewritten_without_further_change():
+    rows = [(at(-60), at(-5))]
+    state = cold_tick(None, rows, at(0)).state            # the cadence counts from the first setup
+    cold_hour, hot_hour = at(-10 * 60), at(-2 * 60)
+    rows += [(cold_hour, at(1)), (hot_hour, at(2))]
+    plan = cold_tick(state, rows, at(5))
+    assert plan.hours == [hour_key(hot_hour)]             # the hot hour is unaffected
+    assert plan.newly_deferred == [hour_key(cold_hour)] and list(plan.state.deferred) == [hour_key(cold_hour)]
+    for minutes in range(10, 60, 5):                      # no change, the interval not over: nothing
+        plan = cold_tick(plan.state, rows, at(minutes))
+        assert plan.hours == [] and list(plan.state.deferred) == [hour_key(cold_hour)]
+    plan = cold_tick(plan.state, rows, at(60))            # an hour after the last rewrite of cold hours
+    assert plan.hours == [hour_key(cold_hour)]
+    assert plan.reasons[hour_key(cold_hour)] == "cold hour (deferred): rows updated since the last sync"
+    assert plan.state.deferred == {} and plan.state.cold_rewritten_at == at(60).isoformat()
+    assert cold_tick(plan.state, rows, at(65)).hours == []
+
+
+def test_cold_hours_are_rewritten_at_most_once_per_interval():
+    rows = [(at(-60), at(-5))]
+    state = cold_tick(None, rows, at(0)).state
+    cold_hours = [at(-h * 60) for h in range(8, 80)]      # 72 cold hours, each changing at every tick
+    rewrites: dict[str, list[datetime]] = {}
+    for minutes in range(5, 4 * 60 + 1, 5):
+        rows += [(hour, at(minutes - 1)) for hour in cold_hours]
+        plan = cold_tick(state, rows, at(minutes))
+        state = plan.state
+        for hour in plan.hours:
+            rewrites.setdefault(hour, []).append(at(minutes))
+    assert set(rewrites) == {hour_key(h) for h in cold_hours}
+    assert all(times == [at(60), at(120), at(180), at(240)] for times in rewrites.values())
+
+
+def test_an_hour_turning_cold_is_deferred_and_retries_are_not():
+    rows = [(at(-60), at(-25))]
+    state = cold_tick(None, rows, at(-15)).state
+    hour = datetime(2026, 11, 20, 5, 30, tzinfo=timezone.utc)     # hot until 12:00, cold from then
+    rows.append((hour, at(-12)))
+    assert cold_tick(state, rows, at(-10)).hours == [hour_key(hour)]
+    state.await_run("failed", [hour_key(hour)], at(-10))
+    rows.append((hour, at(1)))
+    plan = cold_tick(state, rows, at(5), outcomes={"failed": "failure"})
+    assert plan.hours == [hour_key(hour)] and plan.reasons[hour_key(hour)].startswith("retry")
+    assert plan.state.deferred == {}                      # rewritten now: its latest state goes out
+    rows.append((hour, at(6)))
+    plan = cold_tick(plan.state, rows, at(10))
+    assert plan.hours == [] and list(plan.state.deferred) == [hour_key(hour)]
+
+
+def test_turning_the_cadence_off_rewrites_the_deferred_hours_at_once():
+    rows = [(at(-60), at(-5))]
+    state = cold_tick(None, rows, at(0)).state
+    rows.append((at(-10 * 60), at(1)))
+    state = cold_tick(state, rows, at(5)).state
+    assert list(state.deferred) == ["2026-11-20-02:00"]
+    plan = cold_tick(state, rows, at(10), cold=None)
+    assert plan.hours == ["2026-11-20-02:00"] and plan.state.deferred == {}
+
+
+def test_without_the_cadence_old_hours_are_rewritten_at_once_and_nothing_is_deferred():
+    rows = [(at(-60), at(-5))]
+    state = tick(None, rows, now=at(0)).state
+    assert state.cold_rewritten_at is None
+    rows += [(at(-72 * 60), at(1)), (at(-2 * 60), at(2))]
+    plan = tick(state, rows, now=at(5))
+    assert plan.hours == ["2026-11-17-12:00", "2026-11-20-10:00"]
+    assert plan.state.deferred == {} and plan.newly_deferred == []
+
+
+def test_deferred_hours_survive_the_cursor_and_a_disabled_spell():
+    rows = [(at(-60), at(-5))]
+    state = cold_tick(None, rows, at(0)).state
+    rows.append((at(-10 * 60), at(1)))
+    state = cold_tick(state, rows, at(5)).state
+    state = SyncState.from_json(SyncState({"messages": state}).to_json()).data_points["messages"]
+    state = dirty_hours(state, scan_from(state, rows), {}, W, False, FIRST, at(10), cold=COLD).state  # removed
+    assert list(state.deferred) == ["2026-11-20-02:00"]
+    assert cold_tick(state, rows, at(61)).hours == ["2026-11-20-02:00"]                              # put back
+
+
+def test_turned_on_for_a_data_point_already_syncing_the_cadence_starts_at_its_first_cold_rewrite():
+    rows = [(at(-60), at(-5))]
+    state = tick(None, rows, now=at(0)).state             # synced without the cadence so far
+    rows.append((at(-10 * 60), at(1)))
+    plan = cold_tick(state, rows, at(5))
+    assert plan.hours == ["2026-11-20-02:00"] and plan.newly_deferred == []
+    rows.append((at(-10 * 60), at(6)))
+    plan = cold_tick(plan.state, rows, at(10))
+    assert plan.hours == [] and plan.newly_deferred == ["2026-11-20-02:00"]

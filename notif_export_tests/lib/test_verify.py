@@ -14,8 +14,9 @@ from notif_export.lib.contract import DATA_POINTS, MESSAGES
 from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import rewrite_hour
+from notif_export.lib.settings import Settings
 from notif_export.lib.source import TABLES
-from notif_export.lib.verify import verify
+from notif_export.lib.verify import ColdTolerance, cold_tolerance, render, verify
 from notif_export_tests.conftest import NOW, read_object
 
 HOURS = [(NOW - timedelta(hours=h)).replace(minute=0, second=0, microsecond=0) for h in (3, 2, 1)]
@@ -124,3 +125,39 @@ def test_rows_changed_after_the_settle_time_are_left_to_the_sync(exported, s3, c
         conn.commit()
     assert [d.hour for d in check(exported, s3, con).drift] == [HOURS[2]]
     assert verify(source, s3, dest, MESSAGES, START, END, con, settled_before=NOW).drift == []
+
+
+def test_cold_hours_within_the_cadences_bound_are_not_drift(exported, s3, con):
+    """With the sync's cadence for cold hours, a cold hour's row changed within the bound is
+    counted apart (it waits for the next rewrite of cold hours); older changes are drift."""
+    source, dest = exported
+    table = TABLES["messages"]
+    within, beyond, hot = HOURS
+
+    def change_one_row(hour, when):
+        with source.connect() as conn:
+            [key] = conn.execute(sa.select(table.c.message_id).where(
+                table.c.created_at >= source._param(hour), table.c.created_at < source._param(hour + timedelta(hours=1)),
+                table.c.message_id.is_not(None)).limit(1)).first()
+            conn.execute(table.update().where(table.c.message_id == key).values(updated_at=when, note="changed"))
+            conn.commit()
+
+    change_one_row(within, NOW + timedelta(minutes=3))
+    change_one_row(beyond, NOW - timedelta(minutes=1))
+    change_one_row(hot, NOW + timedelta(minutes=3))
+    cold = ColdTolerance(newest_cold_hour=beyond, settled_before=NOW)
+    result = verify(source, s3, dest, MESSAGES, START, END, con, settled_before=NOW + timedelta(minutes=10), cold=cold)
+    assert [(d.hour, d.stale) for d in result.drift] == [(beyond, 1), (hot, 1)]
+    assert result.within_cold_bound == {within: 1}
+    assert any("1 rows in 1 cold hours wait for the sync's next rewrite of cold hours" in line
+               for line in render([result]))
+    without = verify(source, s3, dest, MESSAGES, START, END, con, settled_before=NOW + timedelta(minutes=10))
+    assert [d.hour for d in without.drift] == HOURS and without.within_cold_bound == {}
+
+
+def test_the_cold_tolerance_is_the_sync_bound_plus_the_cadence():
+    settings = Settings.from_env({"NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS": "6", "NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES": "60"})
+    # interval 5 min + overlap 10 min + (cadence 60 min + one more interval 5 min)
+    assert cold_tolerance(settings, NOW) == ColdTolerance(newest_cold_hour=NOW.replace(hour=5, minute=0),
+                                                          settled_before=NOW - timedelta(minutes=80))
+    assert cold_tolerance(Settings.from_env({}), NOW) is None

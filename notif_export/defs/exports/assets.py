@@ -3,14 +3,16 @@
 import dagster as dg
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
-from notif_export.defs.shared.retries import EXPORT_RETRY_POLICY, retried_if_transient
+from notif_export.defs.shared.retries import export_retry_policy, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours, run_cutoff
 from notif_export.lib.contract import DATA_POINTS, DataPoint
+from notif_export.lib.settings import Settings
 
 EXPORT_GROUP = "exports"
 
 
-def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinition) -> dg.AssetsDefinition:
+def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinition,
+                       retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
     @dg.asset(
         name=dp.name,
         group_name=EXPORT_GROUP,
@@ -18,7 +20,7 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
         # A backfill of many hours is one run (runs cost seconds to start); each hour is still
         # written to its own file.
         backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=EXPORT_RETRY_POLICY,
+        retry_policy=retry_policy,
         kinds={"s3", "parquet"},
         description=f"`{dp.name}` rows created in the hour, latest state, as "
         f"`.../year=YYYY/month=MM/day=DD/hour=HH/{dp.name}.parquet`.",
@@ -39,5 +41,6 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
     return export_asset
 
 
-def build_export_assets(partitions_def: dg.HourlyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [build_export_asset(dp, partitions_def) for dp in DATA_POINTS.values()]
+def build_export_assets(settings: Settings, partitions_def: dg.HourlyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    retry_policy = export_retry_policy(settings)
+    return [build_export_asset(dp, partitions_def, retry_policy) for dp in DATA_POINTS.values()]

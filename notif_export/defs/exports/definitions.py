@@ -8,4 +8,4 @@ from notif_export.lib.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=build_export_assets(hourly_partitions(settings.start)))
+    return dg.Definitions(assets=build_export_assets(settings, hourly_partitions(settings.start)))

@@ -18,7 +18,7 @@ from notif_export.lib.export import HourExport
 from notif_export.lib.hours import hour_key, parse_hour
 from notif_export.lib.s3_upload import abort_stale_uploads
 from notif_export.lib.settings import Settings
-from notif_export.lib.verify import recent_window, reconcile, render, verify
+from notif_export.lib.verify import cold_tolerance, recent_window, reconcile, render, verify
 
 
 def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDefinition:
@@ -35,6 +35,9 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
     ) -> dg.AssetCheckResult:
         now = datetime.now(timezone.utc)
         start, end, settled_before = recent_window(settings, now)
+        cold = cold_tolerance(settings, now)  # cold hours may lag by the sync's cadence: not drift within it
+        cold_note = (f"; in cold hours, up to {hour_key(cold.newest_cold_hour)}, those updated after "
+                     f"{cold.settled_before:%H:%M:%S} UTC" if cold else "")
         # Only what has been exported is reconciled: hours before the first exported one are
         # history not exported yet (the sync goes forward only; a backfill brings them).
         exported = context.instance.get_materialized_partitions(dg.AssetKey(dp.name))
@@ -52,7 +55,8 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
             with duckdb.get_connection() as con:
                 connect_to_bucket(con, destination.connection.access())
                 found, after = reconcile(
-                    lambda: verify(db, s3, destination.destination, dp, start, end, con, settled_before), repair)
+                    lambda: verify(db, s3, destination.destination, dp, start, end, con, settled_before, cold),
+                    repair)
             aborted = abort_killed_uploads(context, s3, destination.destination, dp, now, settings)
         finally:
             db.dispose()
@@ -78,10 +82,11 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
                 "hours_still_drifted": len(remaining.drift),
                 "empty_hours_recorded": sum(hour_key(h) not in exported for h in found.empty_hours),
                 "stale_uploads_aborted": aborted,
+                "rows_within_cold_bound": sum(found.within_cold_bound.values()),
                 **{name.replace(" ", "_"): n for name, n in totals.items()
                    if name.startswith(("rows", "files", "bad"))},
                 "window": f"{hour_key(start)} to {hour_key(end)} (rows updated after {settled_before:%H:%M:%S} "
-                          "UTC are the sync's)",
+                          f"UTC are the sync's{cold_note})",
                 "drift": dg.MetadataValue.md("\n".join(["```", *render([found]), "```"])),
             },
         )

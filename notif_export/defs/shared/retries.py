@@ -10,10 +10,15 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from notif_export.lib.settings import Settings
 from notif_export.lib.transient import is_transient
 
-EXPORT_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL,
-                                     jitter=dg.Jitter.PLUS_MINUS)
+
+def export_retry_policy(settings: Settings) -> dg.RetryPolicy:
+    """Three retries, the first after `NOTIF_EXPORT_RETRY_DELAY_SECONDS`, then doubling: an S3
+    throttle or a database failover is usually over within a minute."""
+    return dg.RetryPolicy(max_retries=3, delay=settings.retry_delay_seconds, backoff=dg.Backoff.EXPONENTIAL,
+                          jitter=dg.Jitter.PLUS_MINUS)
 
 
 @contextmanager

@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from notif_export.defs.sync.jobs import sync_dirty_hours
+from notif_export.defs.sync.jobs import build_sync_job
 from notif_export.defs.sync.sensors import build_sync_sensor
 from notif_export.lib.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(jobs=[sync_dirty_hours], sensors=[build_sync_sensor(settings, sync_dirty_hours)])
+    sync_job = build_sync_job(settings)
+    return dg.Definitions(jobs=[sync_job], sensors=[build_sync_sensor(settings, sync_job)])

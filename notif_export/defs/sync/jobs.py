@@ -6,12 +6,12 @@ import dagster as dg
 from pydantic import field_validator
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
-from notif_export.defs.shared.retries import EXPORT_RETRY_POLICY, retried_if_transient
+from notif_export.defs.shared.retries import export_retry_policy, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import rewrite_and_record_hours, run_cutoff
 from notif_export.defs.shared.runs import SYNC_JOB_NAME
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import parse_hour
-from notif_export.lib.settings import validate_data_points
+from notif_export.lib.settings import Settings, validate_data_points
 
 
 class RewriteHoursConfig(dg.Config):
@@ -27,7 +27,7 @@ class RewriteHoursConfig(dg.Config):
 
 
 @dg.op(description="Rewrite the given hours of one data point and record each as a materialization "
-                   "of that hour's partition.", retry_policy=EXPORT_RETRY_POLICY)
+                   "of that hour's partition.")
 def rewrite_dirty_hours(
     context: dg.OpExecutionContext,
     config: RewriteHoursConfig,
@@ -41,7 +41,10 @@ def rewrite_dirty_hours(
         rewrite_and_record_hours(context, dp, hours, source, destination, cutoff)
 
 
-@dg.job(name=SYNC_JOB_NAME, tags={"notif_export/kind": "sync"},
-        description="Started by the `sync` sensor: rewrites exactly the hours whose rows changed.")
-def sync_dirty_hours() -> None:
-    rewrite_dirty_hours()
+def build_sync_job(settings: Settings) -> dg.JobDefinition:
+    @dg.job(name=SYNC_JOB_NAME, tags={"notif_export/kind": "sync"}, op_retry_policy=export_retry_policy(settings),
+            description="Started by the `sync` sensor: rewrites exactly the hours whose rows changed.")
+    def sync_dirty_hours() -> None:
+        rewrite_dirty_hours()
+
+    return sync_dirty_hours

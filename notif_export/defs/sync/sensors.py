@@ -36,6 +36,9 @@ def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
 def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDefinition:
     overlap = timedelta(seconds=settings.sync_overlap_seconds)
     run_timeout = timedelta(seconds=settings.sync_run_timeout_seconds)
+    cold = settings.cold_cadence
+    cadence = (f" Hours older than {settings.sync_cold_after_hours} h are rewritten at most every "
+               f"{settings.sync_cold_rewrite_minutes} minutes (their changes wait in the cursor)." if cold else "")
 
     @dg.sensor(
         name="sync",
@@ -46,7 +49,7 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
             f"Every {settings.sync_interval_seconds}s: finds the hours of {', '.join(settings.data_points)} "
             "whose rows changed (by updated_at) and rewrites exactly those, one run per data point. "
             "Its cursor is the sync state: per data point the position, the overlap window's "
-            "fingerprints, the runs awaited, and since when it is enabled or disabled."
+            "fingerprints, the runs awaited, and since when it is enabled or disabled." + cadence
         ),
     )
     def sync(context: dg.SensorEvaluationContext, source: SourceResource) -> dg.SensorResult:
@@ -67,8 +70,14 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
                     # these changes.
                     context.log.info(f"{name}: its last run has not started yet; changes wait for the next tick")
                     continue
-                dirty = dirty_hours(current, scan, outcomes, overlap, enabled, settings.start_key, now, run_timeout)
+                dirty = dirty_hours(current, scan, outcomes, overlap, enabled, settings.start_key, now, run_timeout,
+                                    cold)
                 state.data_points[name] = dirty.state
+                if dirty.newly_deferred:
+                    due = datetime.fromisoformat(dirty.state.cold_rewritten_at) + cold.every
+                    context.log.info(f"{name}: cold hours changed, rewritten with the other deferred ones "
+                                     f"({len(dirty.state.deferred)}) at the first tick after {due:%H:%M:%S} UTC: "
+                                     f"{describe_hours(dirty.newly_deferred)}")
                 if not dirty.hours:
                     if enabled and is_new(current):
                         context.log.info(f"{name}: starts syncing from {dirty.state.position or 'its first row'} "
@@ -95,6 +104,8 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDef
             tick = {SYNC_TICK_TAG: f"{now:%Y%m%dT%H%M%S.%f}", SYNC_TICK_RUNS_TAG: str(len(requests))}
             requests = [request.with_replaced_attrs(tags={**request.tags, **tick}) for request in requests]
             return dg.SensorResult(run_requests=requests, cursor=state.to_json())
-        return dg.SensorResult(skip_reason="no hour changed since the last tick", cursor=state.to_json())
+        deferred = sum(len(dp.deferred) for dp in state.data_points.values())
+        return dg.SensorResult(skip_reason=f"no hour to rewrite now ({deferred} cold hours deferred)" if deferred
+                               else "no hour changed since the last tick", cursor=state.to_json())
 
     return sync
