@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notif_export.dev.demo import DemoError, run_demo
+from notif_export.dev.demo import DemoError, intake_keys_file, run_demo
 from notif_export.dev.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
 from notif_export.dev.simulator import Simulator, TrafficMix, utc_now
 from notif_export.lib import analytics, bucket_check, dagster_api, query, report, verify, warehouses
@@ -64,19 +64,37 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         print(f"history of {args.history:g} h written in {time.monotonic() - started:.1f}s: "
               + ", ".join(f"{n} {name}" for name, n in counts.items()), flush=True)
     if args.live:
+        client = _intake_client(args.intake) if args.intake else None
         stopping = _stop_on_signals()
         deadline = time.monotonic() + args.duration if args.duration else None
         last = utc_now()
-        print(f"live traffic at {args.rate:g} requests/hour; Ctrl-C stops", flush=True)
+        print(f"live traffic at {args.rate:g} requests/hour"
+              f"{f' through the intake service at {args.intake}' if client else ''}; Ctrl-C stops", flush=True)
         while not stopping[0] and (deadline is None or time.monotonic() < deadline):
             time.sleep(args.tick)
             now = utc_now()
-            written = sim.write(sim.traffic(last, now, now))
-            changed = sim.advance(now)
+            if client is not None:  # the service records the calls and applies the status changes
+                sent = sim.send(sim.traffic(last, now, now), client)
+                if sent["accepted"] or sent["refused"]:
+                    print(f"{now:%H:%M:%S} {sent['accepted']} calls accepted, {sent['refused']} refused", flush=True)
+            else:
+                written = sim.write(sim.traffic(last, now, now))
+                changed = sim.advance(now)
+                if written["requests"] or changed:
+                    print(f"{now:%H:%M:%S} +{written['requests']} requests, +{written['messages']} messages, "
+                          f"{changed} status changes", flush=True)
             last = now
-            if written["requests"] or changed:
-                print(f"{now:%H:%M:%S} +{written['requests']} requests, +{written['messages']} messages, "
-                      f"{changed} status changes", flush=True)
+
+
+def _intake_client(url: str):
+    """The platform's SDK pointed at an intake service, signing with the intake settings' keys."""
+    from suprsend import Suprsend
+
+    keys = _settings().intake
+    keys.require()
+    if not keys.workspace_secret:
+        return Suprsend.with_workspace_api_key(keys.workspace_key, keys.api_key, base_url=url)
+    return Suprsend(keys.workspace_key, keys.workspace_secret, base_url=url)
 
 
 def cmd_s3_serve(args: argparse.Namespace) -> None:
@@ -225,7 +243,7 @@ def cmd_warehouse_ddl(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Everything on embedded defaults: local S3, SQLite with simulated history, live traffic, UI."""
-    run_demo(_settings(), args.port, args.s3_port, args.seed, args.history_hours)
+    run_demo(_settings(), args.port, args.s3_port, args.seed, args.history_hours, args.intake_port)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -234,6 +252,25 @@ def cmd_report(args: argparse.Namespace) -> None:
     output = args.output or config.home / "report.html"
     shown = report.write_report(config, output, args.days)
     print(f"report of {shown.start:%Y-%m-%d %H:00} to {shown.end:%Y-%m-%d %H:00} UTC written to {output}")
+
+
+def cmd_intake_serve(args: argparse.Namespace) -> None:
+    """The trigger and event API on HTTP, recording each call in the source."""
+    from notif_export.intake.app import serve  # the web stack only for this command
+
+    config = _settings()
+    serve(config.intake, config.source_url, args.host, args.port)
+
+
+def cmd_intake_env(args: argparse.Namespace) -> None:
+    """The demo's intake keys and URL as shell exports (keys the demo generated for itself)."""
+    path = intake_keys_file(_settings().home)
+    if not path.exists():
+        print(f"notif-export: note: no demo intake keys in {path}: start the demo first, or set the "
+              "NOTIF_EXPORT_INTAKE_* variables yourself", file=sys.stderr)
+        return
+    for line in path.read_text().split():
+        print(f"export {line}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--event-share", type=float, default=defaults.event_share)
     simulate.add_argument("--broadcast-share", type=float, default=defaults.broadcast_share)
     simulate.add_argument("--failure-rate", type=float, default=defaults.request_failure_rate)
+    simulate.add_argument("--intake", metavar="URL", help="--live: send the traffic as API calls through the "
+                          "platform's SDK to the intake service at URL instead of writing the source")
     simulate.set_defaults(func=cmd_simulate)
 
     s3 = sub.add_parser("s3", help="the local S3 server (SeaweedFS)").add_subparsers(dest="action", required=True)
@@ -263,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_s3_serve)
     s3_env = s3.add_parser("env", help="print the AWS_* variables that point at it: eval \"$(notif-export s3 env)\"")
     s3_env.set_defaults(func=cmd_s3_env)
+
+    intake = sub.add_parser("intake", help="the trigger and event API (a SuprSend-compatible front door)"
+                            ).add_subparsers(dest="action", required=True)
+    intake_serve = intake.add_parser("serve", help="serve it until Ctrl-C, recording each call in the source")
+    intake_serve.add_argument("--host", default="127.0.0.1")
+    intake_serve.add_argument("--port", type=int, default=8080)
+    intake_serve.set_defaults(func=cmd_intake_serve)
+    intake_env = intake.add_parser("env", help="print the demo's intake keys and URL as exports: "
+                                   "eval \"$(notif-export intake env)\"")
+    intake_env.set_defaults(func=cmd_intake_env)
 
     sub.add_parser("check", help="check the bucket setup item by item; exits 1 on any failure").set_defaults(func=cmd_check)
 
@@ -305,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="local S3 + SQLite history + live traffic + Dagster UI")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--s3-port", type=int, default=DEFAULT_PORT)
+    demo.add_argument("--intake-port", type=int, default=8080, help="the intake service's port")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--history-hours", type=float, default=24, help="history simulated into a new source")
     demo.set_defaults(func=cmd_demo)

@@ -106,7 +106,8 @@ def wait_for_line(console: Path, pattern: str, demo: subprocess.Popen, timeout: 
 
 def test_readme_examples_run_against_the_demo_and_ctrl_c_stops_it(tmp_path):
     home = tmp_path / "home"
-    ui_port, s3_port = find_free_port(), find_free_port(30_000, 39_000)
+    # Ranges apart: the S3 server also takes its port + 1 to 4 and each + 10,000.
+    ui_port, s3_port, intake_port = find_free_port(), find_free_port(30_000, 39_000), find_free_port(50_000, 55_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NOTIF_EXPORT_", "DAGSTER_"))}
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     env.update(NOTIF_EXPORT_HOME=str(home), NOTIF_EXPORT_DAGSTER_URL=f"http://127.0.0.1:{ui_port}",
@@ -116,7 +117,8 @@ def test_readme_examples_run_against_the_demo_and_ctrl_c_stops_it(tmp_path):
     with open(console, "wb") as out:
         # Its own session, like a terminal's foreground job: Ctrl-C goes to the whole group.
         demo = subprocess.Popen([str(PROJECT_DIR / "scripts" / "demo.sh"), "--port", str(ui_port), "--s3-port",
-                                 str(s3_port), "--history-hours", "2"], cwd=PROJECT_DIR, env=env, stdout=out,
+                                 str(s3_port), "--intake-port", str(intake_port),
+                                 "--history-hours", "2"], cwd=PROJECT_DIR, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         text = wait_for_line(console, r"backfill messages: .* rows \(success", demo, timeout=420)

@@ -9,11 +9,13 @@ would from the UI, so the partitions and the marts are complete; the sync then r
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,7 +36,7 @@ from notif_export.lib.dagster_api import (
     sensor_has_ticked,
 )
 from notif_export.lib.hours import describe_hours
-from notif_export.lib.settings import PROJECT_DIR, Settings
+from notif_export.lib.settings import PROJECT_DIR, IntakeSettings, Settings
 from notif_export.lib.source import SourceDatabase
 
 STOP_GRACE_SECONDS = 4  # then SIGKILL: Ctrl-C leaves nothing behind within 10 s
@@ -157,7 +159,50 @@ def describe_run(run: dict, url: str) -> str:
     return f"{run['jobName']}: {outcome} ({url}/runs/{run['runId']})"
 
 
-def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_hours: float) -> None:
+def intake_keys_file(home: Path) -> Path:
+    return home / "intake" / "keys.env"
+
+
+def demo_intake_keys(settings: Settings, port: int) -> tuple[dict[str, str], bool]:
+    """The intake service's keys as environment variables, and whether the demo generated them:
+    the settings' own when NOTIF_EXPORT_INTAKE_WORKSPACE_KEY is set, else keys generated once for
+    the local demo and kept (owner-only) in `$NOTIF_EXPORT_HOME/intake/keys.env`, which
+    `notif-export intake env` prints. The file also holds the service's URL, for clients."""
+    url = f"http://127.0.0.1:{port}/"
+    if settings.intake.workspace_key:
+        return {"NOTIF_EXPORT_INTAKE_URL": url}, False
+    path = intake_keys_file(settings.home)
+    keys = dict(line.split("=", 1) for line in path.read_text().split()) if path.exists() else {
+        IntakeSettings.VARIABLES["workspace_key"]: f"ws_demo_{secrets.token_hex(12)}",
+        IntakeSettings.VARIABLES["workspace_secret"]: secrets.token_urlsafe(24),
+        IntakeSettings.VARIABLES["api_key"]: secrets.token_urlsafe(24),
+    }
+    keys["NOTIF_EXPORT_INTAKE_URL"] = url
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{name}={value}\n" for name, value in keys.items()))
+    return keys, True
+
+
+def wait_for_intake(url: str, process: subprocess.Popen, log_file: Path, timeout: float = 60) -> None:
+    """Until the service itself answers (its OpenAPI document), not merely something on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DemoError(f"the intake service exited while starting (is its port taken? --intake-port); "
+                            f"see {log_file}")
+        try:
+            with urllib.request.urlopen(f"{url}openapi.json", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise DemoError(f"the intake service did not answer on {url} within {timeout:.0f}s; see {log_file}")
+
+
+def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_hours: float,
+             intake_port: int = 8080) -> None:
     home = settings.home
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -171,6 +216,7 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
     env = {**os.environ, **server.aws_env(), "NOTIF_EXPORT_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
     source = SourceDatabase(settings.source_url)
     simulator: subprocess.Popen | None = None
+    intake: subprocess.Popen | None = None
     dagster = DagsterProcess(env, ui_port, logs / "dagster.log")
     stopping = [False]
 
@@ -185,12 +231,26 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
             counts = Simulator(source, seed=seed).history(history_hours, datetime.now(timezone.utc))
             say(f"simulated {history_hours:g} h of history in {source.display_url}: "
                 + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
+        keys, generated = demo_intake_keys(settings, intake_port)
+        intake_env = {**env, **keys}
+        with open(logs / "intake.log", "ab") as intake_log:
+            intake = subprocess.Popen(
+                [sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port", str(intake_port)],
+                env=intake_env, stdout=intake_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        wait_for_intake(keys["NOTIF_EXPORT_INTAKE_URL"], intake, logs / "intake.log")
+        say(f"intake service (the trigger API) on {keys['NOTIF_EXPORT_INTAKE_URL']} (log: {logs / 'intake.log'})")
+        if generated:  # keys made for this local demo only; shown here and nowhere else
+            say("  its keys, generated for this demo: " + ", ".join(
+                f"{name}={keys[name]}" for name in IntakeSettings.VARIABLES.values()))
+            say('  in another shell: eval "$(notif-export intake env)"')
         with open(logs / "simulator.log", "ab") as sim_log:
             simulator = subprocess.Popen(
-                [sys.executable, "-m", "notif_export.cli", "simulate", "--live", "--seed", str(seed + 1)],
-                env=env, stdout=sim_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "notif_export.cli", "simulate", "--live", "--seed", str(seed + 1),
+                 "--intake", keys["NOTIF_EXPORT_INTAKE_URL"]],
+                env=intake_env, stdout=sim_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
-        say(f"live traffic started (log: {logs / 'simulator.log'})")
+        say(f"live traffic started, through the intake service with the platform's SDK (log: {logs / 'simulator.log'})")
         say(f"Dagster starting (log: {dagster.log_file}) ...")
         started = time.monotonic()
         dagster.start()
@@ -209,7 +269,7 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
             launch_backfill(dagster.url, settings.data_points, None, "History of the demo")
             say(f"first start: backfilling every hour since {settings.start:%Y-%m-%d %H:%M} UTC of "
                 f"{', '.join(settings.data_points)} ({dagster.url}/overview/backfills)")
-        while not stopping[0] and dagster.running() and simulator.poll() is None:
+        while not stopping[0] and dagster.running() and simulator.poll() is None and intake.poll() is None:
             try:
                 reporter.report()
             except DagsterApiError as exc:
@@ -222,11 +282,15 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
         # Every process is asked at once, then each gets what is left of a few seconds.
         if simulator is not None and simulator.poll() is None:
             simulator.terminate()
+        if intake is not None and intake.poll() is None:
+            intake.terminate()
         dagster.request_stop()
         server.request_stop()
         dagster.stop()
         if simulator is not None:
             simulator.wait()
+        if intake is not None:
+            intake.wait()
         server.stop(timeout=STOP_GRACE_SECONDS)
         source.dispose()
         say("stopped")

@@ -100,6 +100,39 @@ class DbtSettings:
 
 
 @dataclass(frozen=True)
+class IntakeSettings:
+    """The keys the intake service (`notif-export intake serve`) accepts: the workspace key and
+    secret of the SDKs' signed requests, and the API key of `Authorization: Bearer`."""
+
+    workspace_key: str = ""
+    workspace_secret: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
+
+    VARIABLES = {"workspace_key": "NOTIF_EXPORT_INTAKE_WORKSPACE_KEY",
+                 "workspace_secret": "NOTIF_EXPORT_INTAKE_WORKSPACE_SECRET",
+                 "api_key": "NOTIF_EXPORT_INTAKE_API_KEY"}
+
+    def problems(self) -> list[str]:
+        found = []
+        # The SDKs send the workspace key as an event's `env`, which their own schema wants 20+ long.
+        if self.workspace_key and not re.fullmatch(r"[A-Za-z0-9_-]{20,64}", self.workspace_key):
+            found.append(f"NOTIF_EXPORT_INTAKE_WORKSPACE_KEY={self.workspace_key!r} must be 20 to 64 letters, "
+                         "digits, _ or -")
+        for name in ("workspace_secret", "api_key"):
+            if getattr(self, name) and len(getattr(self, name)) < 16:
+                found.append(f"{self.VARIABLES[name]} is too short: use at least 16 random characters")
+        return found
+
+    def require(self) -> None:
+        """The service needs the workspace key and at least one of the secret and the API key."""
+        if not self.workspace_key or not (self.workspace_secret or self.api_key):
+            raise SettingsError(
+                "the intake service needs NOTIF_EXPORT_INTAKE_WORKSPACE_KEY and NOTIF_EXPORT_INTAKE_WORKSPACE_SECRET "
+                "(signed requests) and/or NOTIF_EXPORT_INTAKE_API_KEY (Bearer); generate them, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(24))'")
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     source_url: str
@@ -118,6 +151,7 @@ class Settings:
     reconcile_window_hours: int = DEFAULT_RECONCILE_WINDOW_HOURS
     dbt: DbtSettings = field(default_factory=DbtSettings)
     dagster_url: str = DEFAULT_DAGSTER_URL
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
@@ -151,6 +185,8 @@ class Settings:
         json_values.setdefault("bucket", destination.bucket if destination else Destination().bucket)
         json_values["data_points"] = [n.strip() for n in json_values.get("data_points", "").split(",") if n.strip()]
         json_destination = _model(JsonDestination, json_values, problems)
+        intake = IntakeSettings(**{name: env.get(variable, "") for name, variable in IntakeSettings.VARIABLES.items()})
+        problems += intake.problems()
         values = dict(
             home=home,
             source_url=env.get("NOTIF_EXPORT_SOURCE_URL") or f"sqlite:///{home / 'source.db'}",
@@ -181,6 +217,7 @@ class Settings:
             dbt=dbt,
             dagster_url=checked(validate_endpoint, env.get("NOTIF_EXPORT_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
                                 "NOTIF_EXPORT_DAGSTER_URL"),
+            intake=intake,
         )
         values.update(checked(validate_cold_cadence, env, values["sync_interval_seconds"]) or {})
         if problems:

@@ -1,0 +1,1 @@
+"""The intake service: the notification platform's trigger and event API, recording each call in the source."""
