@@ -39,15 +39,21 @@ staging views are recreated on every build, so the first build after the files a
 
 {% macro duckdb__export_rows(data_point) -%}
   {%- set files = notif_export.changed_export_files(data_point) -%}
-  select staged.*, files.last_modified as _file_modified_at
+  {%- if not files and notif_export.is_incremental_build() -%}
+  {#- Nothing to merge: the table's own columns, without binding the staging view (which opens
+      every file's footer to unite their schemas). #}
+  select * from {{ this }} where false
+  {%- else -%}
+  select staged.*, files.last_modified as _file_modified_at, {{ notif_export.built_at() }} as _built_at
   from {{ ref('stg_' ~ data_point) }} as staged
   join {{ ref('stg_export_files') }} as files on staged._source_file = files.filename
   {#- A literal list, so DuckDB skips the other files without opening them. #}
   where {% if files %}staged._source_file in ({% for f in files %}'{{ f }}'{{ ", " if not loop.last }}{% endfor %}){% else %}false{% endif %}
+  {%- endif %}
 {%- endmacro %}
 
 {% macro default__export_rows(data_point) -%}
-  select staged.*, cast(null as {{ dbt.type_timestamp() }}) as _file_modified_at
+  select staged.*, cast(null as {{ dbt.type_timestamp() }}) as _file_modified_at, {{ notif_export.built_at() }} as _built_at
   from {{ ref('stg_' ~ data_point) }} as staged
   {% if notif_export.is_incremental_build() -%}
   where staged.updated_at >= (

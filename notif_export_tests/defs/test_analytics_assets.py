@@ -78,13 +78,13 @@ def assert_models_equal_source(duckdb_path: Path, db) -> None:
 
 def table_contents(duckdb_path: Path) -> dict[str, list[tuple]]:
     """Every table the build made, its columns by name and type and its rows sorted, for comparing
-    two builds."""
+    two builds (but `_built_at`, which says when a row was written)."""
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         columns = {}
         for table, column, data_type in con.execute(
                 "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
                 " JOIN information_schema.tables t USING (table_schema, table_name)"
-                " WHERE t.table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall():
+                " WHERE t.table_type = 'BASE TABLE' AND c.column_name <> '_built_at' ORDER BY 1, 2").fetchall():
             columns.setdefault(table, []).append((column, data_type))
         contents = {}
         for table, names in columns.items():

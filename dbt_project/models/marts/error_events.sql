@@ -16,7 +16,8 @@ workflow_slug,
         tenant_id,
         idempotency_key,
         {{ dbt.date_trunc('hour', 'created_at') }} as source_hour,
-        _file_modified_at as _source_modified_at
+        _file_modified_at as _source_modified_at,
+        {{ notif_export.built_at() }} as _built_at
 {%- endset %}
 with request_errors as (
     select
