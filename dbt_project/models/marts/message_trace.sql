@@ -8,7 +8,7 @@
 -- End to end, one row per message: its request's status and its workflow execution's outcome.
 -- Incremental builds recompute the messages whose own, request's or execution's rows changed.
 {%- set newest_source = 'greatest(messages._file_modified_at, requests._file_modified_at, executions._file_modified_at)' %}
-{%- set watermark = notif_export.newest_in_this('_source_modified_at') %}
+{%- set watermark = notif_export.newest_in_this('_built_at') %}
 select
     messages.message_key,
     messages.created_at,
@@ -44,10 +44,9 @@ left join {{ ref('int_requests__latest') }} as requests
 left join {{ ref('int_execution_outcomes') }} as executions
     on messages.wf_execution_id = executions.execution_id
 {%- if watermark is not none %}
-{#- The messages of which any of the three rows was loaded since the watermark, found from each
-    side's own watermark column (rather than the join's `newest_source`, which would join every
-    message to compute). #}
-{%- set since = "_file_modified_at >= cast('" ~ watermark ~ "' as timestamptz)" %}
+{#- The messages of which any of the three rows was written since the watermark, found from each
+    side's own `_built_at` (a filter on the join would join every message first). #}
+{%- set since = notif_export.loaded_since_last_build() %}
 where messages.message_key in (
     select message_key from {{ ref('int_messages__latest') }} where {{ since }}
     union all
