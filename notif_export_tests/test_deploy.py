@@ -37,6 +37,7 @@ def test_the_helm_values_configure_the_instance_as_deploy_dagster_yaml():
     assert values["telemetry"]["enabled"] == instance["telemetry"]["enabled"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["postgresql"]["enabled"] is False  # Dagster's storage on the production PostgreSQL
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"  # the driver dagster-postgres needs
 
 
 def test_the_image_serves_the_code_location_the_project_declares():

@@ -36,7 +36,8 @@ def instance_db_url(pg_admin_url) -> str:
 def production_instance(home: Path, storage_url: str) -> None:
     """deploy/dagster.yaml with its storage on PostgreSQL, as the README's production section has it."""
     instance = yaml.safe_load((PROJECT_DIR / "deploy" / "dagster.yaml").read_text())
-    instance["storage"] = {"postgres": {"postgres_url": storage_url}}
+    # dagster-postgres's statements need psycopg2, not SQLAlchemy's default PostgreSQL driver.
+    instance["storage"] = {"postgres": {"postgres_url": storage_url.replace("postgresql://", "postgresql+psycopg2://")}}
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
 
 
