@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from notif_export.lib.source import SourceDatabase
 
 BUCKET = "notif-export"
 LAST_DAY = datetime(2026, 1, 16, tzinfo=timezone.utc)  # the simulated day ends here; copies go back
+SLOWEST_NODES = 12  # listed at the end of each build's log
 ID_COLUMNS = ("idempotency_key", "execution_id", "wf_execution_id", "broadcast_execution_id", "message_id",
               "parent_object_execution_id")
 
@@ -133,6 +135,12 @@ def timed_build(env: dict[str, str], home: Path, name: str, *args: str) -> float
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"dbt build {' '.join(args)} failed; see {home / f'dbt-{name}.log'}")
+    # Where the time went: dbt's own figures per model and test, the slowest first.
+    results = json.loads((analytics.DBT_PROJECT_DIR / "target" / "run_results.json").read_text())["results"]
+    slowest = sorted(results, key=lambda r: -r["execution_time"])[:SLOWEST_NODES]
+    with open(home / f"dbt-{name}.log", "a") as log:
+        log.write(f"\n{sum(r['execution_time'] for r in results):.1f} s in {len(results)} nodes; the slowest:\n")
+        log.writelines(f"{r['execution_time']:8.2f}  {r['unique_id']}\n" for r in slowest)
     return seconds
 
 
@@ -164,7 +172,8 @@ def main() -> None:
         print(f"{'dbt build (DuckDB over the bucket, 2 threads)':<45} {'seconds':>8}")
         for name, seconds in figures:
             print(f"{name:<45} {seconds:>8.1f}")
-        print(f"\nmessages table: {rows:,} rows (bucket: {total:,})")
+        print(f"\nmessages table: {rows:,} rows (bucket: {total:,}); the slowest models and tests of each build "
+              f"are at the end of {home}/dbt-<build>.log")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -133,16 +134,21 @@ def pg_admin_url(tmp_path_factory) -> str:
         stop()
 
 
-@pytest.fixture
-def pg_url(pg_admin_url) -> str:
-    """A fresh database for one test, dropped afterwards."""
+def fresh_pg_database(pg_admin_url: str) -> Iterator[str]:
+    """A new database on the test server (its libpq URL), dropped afterwards."""
     name = f"notif_export_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    yield url.replace("postgresql://", "postgresql+psycopg://")
+    yield pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_admin_url) -> str:
+    """A fresh database for one test (a SQLAlchemy URL), dropped afterwards."""
+    for url in fresh_pg_database(pg_admin_url):
+        yield url.replace("postgresql://", "postgresql+psycopg://")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -16,9 +16,12 @@ BigQuery and Athena cannot see file modification times: there a `--full-refresh`
   {%- endif -%}
 {%- endmacro %}
 
-{#- The same for a mart keyed by message: messages no longer in the latest-state table. -#}
-{% macro delete_messages_gone() -%}
+{#- The same for a model keyed by `key` that is computed from `parent`: its keys no longer in the
+    parent (an anti join: a null key in the parent must not keep everything). -#}
+{% macro delete_keys_gone(key, parent) -%}
   {%- if target.type == 'duckdb' and notif_export.is_incremental_build() -%}
-  delete from {{ this }} where message_key not in (select message_key from {{ ref('int_messages__latest') }})
+  delete from {{ this }} where rowid in (
+    select kept.rowid from {{ this }} as kept anti join {{ parent }} as parent on parent.{{ key }} = kept.{{ key }}
+  )
   {%- endif -%}
 {%- endmacro %}

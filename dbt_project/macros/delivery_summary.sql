@@ -22,7 +22,8 @@ with by_period as (
         {{ notif_export.percentile(to_delivered, 0.99) }} as time_to_deliver_p99_seconds,
         {{ notif_export.percentile(to_seen, 0.5) }} as time_to_seen_p50_seconds,
         {{ notif_export.percentile(to_seen, 0.9) }} as time_to_seen_p90_seconds,
-        max(_file_modified_at) as _source_modified_at
+        max(_file_modified_at) as _source_modified_at,
+        {{ notif_export.built_at() }} as _built_at
     from {{ ref('int_messages__latest') }}
     where {{ notif_export.in_changed_periods() }}
     group by {{ dbt.date_trunc(grain, 'created_at') }}, {{ dimensions | join(', ') }}

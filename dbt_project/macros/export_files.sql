@@ -1,9 +1,11 @@
 {#- Which exported rows a build reads.
 
-On DuckDB a full build reads every file; an incremental build reads only the files modified
-since the newest file it has already loaded (an hour's file is rewritten whole whenever one of
-its rows changes, so those files hold every changed row). Files modified in the same second as
-that watermark are read again: merging them twice is harmless, missing one is not.
+On DuckDB a full build reads every file; an incremental build reads only the files whose
+version (name and modification time) it has not loaded yet (an hour's file is rewritten whole
+whenever one of its rows changes, so those files hold every changed row). A file loaded in the
+second it was modified, before the build that read it began, is read again, since a second
+write in that second would keep its time: merging twice is harmless, missing is not. A build
+with nothing changed reads no file.
 
 Other warehouses cannot see file modification times: they re-read the rows updated within
 `incremental_lookback_hours` of the newest row already loaded. -#}
@@ -39,15 +41,21 @@ staging views are recreated on every build, so the first build after the files a
 
 {% macro duckdb__export_rows(data_point) -%}
   {%- set files = notif_export.changed_export_files(data_point) -%}
-  select staged.*, files.last_modified as _file_modified_at
+  {%- if not files and notif_export.is_incremental_build() -%}
+  {#- Nothing to merge: the table's own columns, without binding the staging view (which opens
+      every file's footer to unite their schemas). #}
+  select * from {{ this }} where false
+  {%- else -%}
+  select staged.*, files.last_modified as _file_modified_at, {{ notif_export.built_at() }} as _built_at
   from {{ ref('stg_' ~ data_point) }} as staged
   join {{ ref('stg_export_files') }} as files on staged._source_file = files.filename
   {#- A literal list, so DuckDB skips the other files without opening them. #}
   where {% if files %}staged._source_file in ({% for f in files %}'{{ f }}'{{ ", " if not loop.last }}{% endfor %}){% else %}false{% endif %}
+  {%- endif %}
 {%- endmacro %}
 
 {% macro default__export_rows(data_point) -%}
-  select staged.*, cast(null as {{ dbt.type_timestamp() }}) as _file_modified_at
+  select staged.*, cast(null as {{ dbt.type_timestamp() }}) as _file_modified_at, {{ notif_export.built_at() }} as _built_at
   from {{ ref('stg_' ~ data_point) }} as staged
   {% if notif_export.is_incremental_build() -%}
   where staged.updated_at >= (
@@ -56,13 +64,22 @@ staging views are recreated on every build, so the first build after the files a
   {%- endif %}
 {%- endmacro %}
 
+{#- The files whose version (name and modification time) the table has not loaded, and those it
+    loaded in the very second they were modified before the build that read them began: another
+    write in that second would not change the time. A table from before `_built_at` falls back
+    on its newest file's time. -#}
 {% macro changed_export_files(data_point) -%}
   {%- if not execute -%}{{ return([]) }}{%- endif -%}
-  {%- set watermark = notif_export.newest_in_this('_file_modified_at') -%}
+  {%- set built = notif_export.newest_in_this('_built_at') -%}
+  {%- set watermark = none if built else notif_export.newest_in_this('_file_modified_at') -%}
   {%- set query -%}
-    select filename from {{ ref('stg_export_files') }}
+    select filename from {{ ref('stg_export_files') }} as files
     where data_point = '{{ data_point }}'
-    {%- if watermark %} and last_modified >= cast('{{ watermark }}' as timestamptz){% endif %}
+    {%- if built %} and not exists (
+      select 1 from (select distinct _source_file, _file_modified_at, _built_at from {{ this }}) as loaded
+      where loaded._source_file = files.filename and loaded._file_modified_at = files.last_modified
+        and loaded._file_modified_at < date_trunc('second', loaded._built_at))
+    {%- elif watermark %} and last_modified >= cast('{{ watermark }}' as timestamptz){% endif %}
     order by filename
   {%- endset -%}
   {{ return(run_query(query).columns[0].values() | list) }}

@@ -1,8 +1,10 @@
 {#- On DuckDB the marts are incremental as well (the other warehouses cannot see file times and
-rebuild them in full). Each mart row keeps `_source_modified_at`, the modification time of the
-newest export file it was computed from; the newest in the table is the mart's watermark, and
-a build recomputes only what rows loaded from files modified since then touch. Files of the
-watermark's own second count as changed again: recomputing twice is harmless, missing is not.
+rebuild them in full). Each row keeps `_built_at`, the start of the dbt invocation that wrote it
+(macros/tests_of_changes.sql); the newest in a mart is its watermark, and a build recomputes only
+what the latest-state rows written since then touch: those of a build whose marts failed are
+taken up by the next one, and a build that loaded nothing recomputes nothing. (Each row also
+keeps `_source_modified_at`, the modification time of the newest export file it was computed
+from.)
 
 Summaries are recomputed a whole period at a time (strategy `replace_periods`, below): the
 changed periods are deleted and appended again in one transaction, so a group that lost its
@@ -17,12 +19,12 @@ behind. -#}
   {{ return(run_query("select max(" ~ column ~ ") from " ~ this).columns[0].values()[0]) }}
 {%- endmacro %}
 
-{#- True for the rows loaded from files modified since the mart's watermark (all rows on a full
-    build, or when the mart is empty). -#}
-{% macro loaded_since_last_build(file_modified_at='_file_modified_at') -%}
-  {%- set watermark = notif_export.newest_in_this('_source_modified_at') -%}
+{#- True for the rows written since the model's watermark (all rows on a full build, or when the
+    model is empty or older than `_built_at`). -#}
+{% macro loaded_since_last_build(built_at='_built_at') -%}
+  {%- set watermark = notif_export.newest_in_this('_built_at') -%}
   {%- if watermark is none -%} true
-  {%- else -%} {{ file_modified_at }} >= cast('{{ watermark }}' as timestamptz)
+  {%- else -%} {{ built_at }} > cast('{{ watermark }}' as {{ dbt.type_timestamp() }})
   {%- endif -%}
 {%- endmacro %}
 
@@ -53,7 +55,7 @@ behind. -#}
 {% macro get_incremental_replace_periods_sql(arg_dict) -%}
   {%- set periods = config.get('meta')['replaced_periods'] -%}
   delete from {{ arg_dict['target_relation'] }}
-  {%- if notif_export.newest_in_this('_source_modified_at') is not none %}
+  {%- if notif_export.newest_in_this('_built_at') is not none %}
   where {{ notif_export.in_changed_periods(periods['column']) }}
   {%- endif %};
   {{ get_incremental_append_sql(arg_dict) }}

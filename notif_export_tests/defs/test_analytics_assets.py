@@ -78,13 +78,13 @@ def assert_models_equal_source(duckdb_path: Path, db) -> None:
 
 def table_contents(duckdb_path: Path) -> dict[str, list[tuple]]:
     """Every table the build made, its columns by name and type and its rows sorted, for comparing
-    two builds."""
+    two builds (but `_built_at`, which says when a row was written)."""
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         columns = {}
         for table, column, data_type in con.execute(
                 "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
                 " JOIN information_schema.tables t USING (table_schema, table_name)"
-                " WHERE t.table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall():
+                " WHERE t.table_type = 'BASE TABLE' AND c.column_name <> '_built_at' ORDER BY 1, 2").fetchall():
             columns.setdefault(table, []).append((column, data_type))
         contents = {}
         for table, names in columns.items():
@@ -140,7 +140,10 @@ def notif_export_dbt(env: dict[str, str], *args: str) -> subprocess.CompletedPro
 
 
 def compiled_files_read(env: dict[str, str], target_path: Path) -> list[str]:
-    """The files an incremental build of int_messages__latest would read now."""
+    """The files an incremental build of int_messages__latest would read now: the bucket listed
+    (the table a build makes first), then the model compiled."""
+    listed = notif_export_dbt(env, "run", "--select", "stg_export_files")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
     done = notif_export_dbt(env, "compile", "--select", "int_messages__latest", "--target-path", str(target_path))
     assert done.returncode == 0, done.stdout + done.stderr
     sql = next(target_path.rglob("int_messages__latest.sql")).read_text()
@@ -154,8 +157,8 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
     monkeypatch.setenv("NOTIF_EXPORT_HOME", str(home))
     env = export_env(source_url, bucket, aws_env, NOTIF_EXPORT_HOME=str(home))
     Simulator(source, seed=21).history(5, NOW)
-    # The last hour in a later second (S3 modification times have whole seconds), so that an
-    # incremental build's watermark second holds its files alone.
+    # The last hour in a later second (S3 modification times have whole seconds): if the build
+    # starts in that second, its files alone are read again by the next one.
     assert materialize(env, HOURS[:-1]).success
     time.sleep(1.1)
     assert materialize(env, HOURS[-1:]).success
@@ -209,12 +212,14 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
             resources=defs.resources)
         assert sync.success
 
-    # The incremental build reads the rewritten files and, of the others, only those written
-    # in the very second of the newest one it had loaded (its watermark).
-    newest = max(t for k, t in before.items() if k.endswith("/messages.parquet"))
+    # The incremental build reads the rewritten files and, of the others, only those modified in
+    # the second the first build began (a second write in that second would keep their time).
+    with duckdb.connect(str(home / "analytics.duckdb"), read_only=True) as con:
+        first_built = con.execute("SELECT min(_built_at) FROM main.int_messages__latest").fetchone()[0]
+    unsettled = first_built.replace(microsecond=0, tzinfo=timezone.utc)
     rewritten = [f"day={h:%d}/hour={h:%H}/messages.parquet" for h in changed["messages"]]
     expected = sorted(f"s3://{bucket}/{k}" for k in list_keys(s3, bucket) if k.endswith("/messages.parquet")
-                      and (any(k.endswith(r) for r in rewritten) or before[k] == newest))
+                      and (any(k.endswith(r) for r in rewritten) or before[k] >= unsettled))
     assert compiled_files_read({**env, **aws_env}, tmp_path / "compiled") == expected
     assert len(expected) < len(HOURS)
     assert all(any(e.endswith(r) for e in expected) for r in rewritten)
@@ -236,10 +241,19 @@ def test_models_equal_the_source_after_changes_and_incremental_equals_full(sourc
 
     # Marts built before they kept a watermark (an older version's tables) are recomputed in full.
     with duckdb.connect(str(home / "analytics.duckdb")) as con:
-        for mart in ("delivery_hourly", "delivery_daily", "error_events", "message_trace"):
-            con.execute(f"ALTER TABLE main.{mart} DROP COLUMN _source_modified_at")
-    assert build_models(env).success
+        for mart in ("delivery_hourly", "delivery_daily", "error_events", "message_trace", "int_execution_outcomes"):
+            con.execute(f"ALTER TABLE main.{mart} DROP COLUMN _built_at")
+    assert build_models(env).success  # and nothing changed in the bucket for the latest-state tables
     assert table_contents(full_home / "analytics.duckdb") == table_contents(home / "analytics.duckdb")
+
+    # A build's tests check the rows it wrote; `dbt test` checks every row. A row broken behind
+    # dbt's back (a key twice) is found by the latter only.
+    with duckdb.connect(str(home / "analytics.duckdb")) as con:
+        con.execute("INSERT INTO main.int_messages__latest SELECT * FROM main.int_messages__latest LIMIT 1")
+    built = notif_export_dbt(env, "build", "--select", "int_messages__latest")
+    assert built.returncode == 0, built.stdout[-3000:]
+    tested = notif_export_dbt(env, "test", "--select", "int_messages__latest")
+    assert tested.returncode == 1 and "FAIL 1 unique_int_messages__latest_message_key" in tested.stdout
 
 
 @pytest.mark.parametrize("target, dialect", [("bigquery", "with offset"), ("athena", "with ordinality")])

@@ -1,4 +1,11 @@
-{{ config(materialized='view') }}
+{#- On DuckDB a table that each build updates for the executions with steps written since its
+    watermark (macros/incremental_marts.sql); a view elsewhere. #}
+{{ config(materialized=('incremental' if target.type == 'duckdb' else 'view'),
+          unique_key='execution_id',
+          incremental_strategy='delete+insert',
+          on_schema_change='append_new_columns',
+          post_hook="{{ notif_export.delete_keys_gone('execution_id', ref('int_workflow_executions__latest')) }}") }}
+{%- set watermark = notif_export.newest_in_this('_built_at') %}
 -- One row per workflow execution: how its steps ended.
 select
     execution_id,
@@ -14,6 +21,13 @@ select
         when sum(case when status = 'warning' then 1 else 0 end) > 0 then 'warning'
         else 'ok'
     end as outcome,
-    max(_file_modified_at) as _file_modified_at
+    max(_file_modified_at) as _file_modified_at,
+    {{ notif_export.built_at() }} as _built_at
 from {{ ref('int_workflow_executions__latest') }}
+{%- if watermark is not none %}
+where execution_id in (
+    select execution_id from {{ ref('int_workflow_executions__latest') }}
+    where {{ notif_export.loaded_since_last_build() }}
+)
+{%- endif %}
 group by execution_id

@@ -11,7 +11,8 @@ select
     {{ notif_export.unnested('request_error', 'error_type') }} as error_type,
     {{ notif_export.unnested('request_error', 'severity') }} as severity,
     {{ notif_export.unnested('request_error', 'workflow_slug') }} as workflow_slug,
-    requests._file_modified_at
+    requests._file_modified_at,
+    requests._built_at
 from {{ ref('int_requests__latest') }} as requests
 {{ notif_export.unnest_join('requests.errors', 'request_error',
     ['error_code', 'error_description', 'error_type', 'severity', 'workflow_slug']) }}

@@ -7,7 +7,8 @@
               'int_requests__latest', 'int_workflow_executions__latest', 'int_messages__latest']}}) }}
 -- Every error, one row each (keyed by where it arose and its position there): request errors (unnested), workflow steps that logged an error or a
 -- warning, and messages whose execution or delivery failed, with the reason given.
--- Incremental builds recompute the hours (of the rows' creation, as the export files are cut) whose files changed.
+-- Incremental builds recompute the hours (of the rows' creation, as the export files are cut) whose files changed;
+-- each source is filtered to them before the union, so that only their rows are read.
 -- depends_on: {{ ref('int_requests__latest') }}
 {#- The columns every kind of error has, named alike in each source; they come last, where
     `select *` lines the branches of the union up. #}
@@ -16,7 +17,8 @@ workflow_slug,
         tenant_id,
         idempotency_key,
         {{ dbt.date_trunc('hour', 'created_at') }} as source_hour,
-        _file_modified_at as _source_modified_at
+        _file_modified_at as _source_modified_at,
+        {{ notif_export.built_at() }} as _built_at
 {%- endset %}
 with request_errors as (
     select
@@ -30,6 +32,7 @@ with request_errors as (
         cast(null as {{ dbt.type_string() }}) as channel_slug,
         {{ shared_columns }}
     from {{ ref('int_request_errors__unnested') }}
+    where {{ notif_export.in_changed_periods() }}
 ),
 
 step_issues as (
@@ -44,7 +47,7 @@ step_issues as (
         cast(null as {{ dbt.type_string() }}) as channel_slug,
         {{ shared_columns }}
     from {{ ref('int_workflow_executions__latest') }}
-    where status in ('error', 'warning')
+    where status in ('error', 'warning') and {{ notif_export.in_changed_periods() }}
 ),
 
 message_failures as (
@@ -59,7 +62,8 @@ message_failures as (
         channel_slug,
         {{ shared_columns }}
     from {{ ref('int_messages__latest') }}
-    where message_status = 'delivery_failed' or execution_failure_reason is not null
+    where (message_status = 'delivery_failed' or execution_failure_reason is not null)
+        and {{ notif_export.in_changed_periods() }}
 )
 
 select
@@ -72,4 +76,3 @@ from (
     union all
     select * from message_failures
 ) as all_errors
-where {{ notif_export.in_changed_periods('source_hour') }}

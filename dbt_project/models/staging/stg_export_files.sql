@@ -1,5 +1,7 @@
-{{ config(materialized='view', enabled=target.type == 'duckdb') }}
-{#- File listing only: DuckDB does not read the files' contents for these columns. A data point
+{{ config(materialized='table', enabled=target.type == 'duckdb') }}
+{#- File listing only: DuckDB does not read the files' contents for these columns, but asks the
+    bucket for each file's time and size, which costs seconds at thousands of files: a table, so
+    that a build lists the bucket once and every model and test reads the same listing. A data point
     left out of NOTIF_EXPORT_DATA_POINTS is read as empty (macros/export_files.sql), so its files
     are left out here too: an incremental build then drops its rows, as a full build would. #}
 select * from (

@@ -11,6 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from notif_export.defs.analytics.resources import AnalyticsResource, dbt_project
+from notif_export.defs.shared.runs import ANALYTICS_POOL
 from notif_export.lib import marts
 from notif_export.lib.analytics import analytics_lock
 
@@ -45,6 +46,7 @@ def build_analytics_assets() -> dg.AssetsDefinition:
         project=dbt_project,
         dagster_dbt_translator=AnalyticsTranslator(),
         name="analytics_models",
+        pool=ANALYTICS_POOL,
     )
     def analytics_models(context: dg.AssetExecutionContext, analytics: AnalyticsResource):
         if analytics.duckdb_path is None:

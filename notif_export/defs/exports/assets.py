@@ -5,6 +5,7 @@ import dagster as dg
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
 from notif_export.defs.shared.retries import export_retry_policy, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours, run_cutoff
+from notif_export.defs.shared.runs import SOURCE_POOL
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.settings import Settings
 
@@ -21,6 +22,7 @@ def build_export_asset(dp: DataPoint, partitions_def: dg.HourlyPartitionsDefinit
         # written to its own file.
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=retry_policy,
+        pool=SOURCE_POOL,
         kinds={"s3", "parquet"},
         description=f"`{dp.name}` rows created in the hour, latest state, as "
         f"`.../year=YYYY/month=MM/day=DD/hour=HH/{dp.name}.parquet`.",

@@ -9,6 +9,7 @@ import dagster as dg
 from notif_export.defs.shared.resources import JsonDestinationResource, SourceResource
 from notif_export.defs.shared.retries import export_retry_policy, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import run_cutoff
+from notif_export.defs.shared.runs import SOURCE_POOL
 from notif_export.lib.bad_rows import BadRows
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.hours import hour_bounds, parse_hour
@@ -52,6 +53,7 @@ def build_json_asset(dp: DataPoint, retry_policy: dg.RetryPolicy) -> dg.AssetsDe
         name=json_asset_name(dp.name),
         group_name=JSON_GROUP,
         retry_policy=retry_policy,
+        pool=SOURCE_POOL,
         kinds={"s3", "json"},
         description=f"`{dp.name}` as one JSON object per changed record version (`{{\"data\": ...}}`), keyed by "
         "NOTIF_EXPORT_JSON_KEY_TEMPLATE; written by the `sync` sensor's runs.",

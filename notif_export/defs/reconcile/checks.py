@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
 from notif_export.defs.shared.rewrite_hours import record_hour, rewrite_and_record_hours
-from notif_export.defs.shared.runs import RECONCILE_CHECK_NAME
+from notif_export.defs.shared.runs import RECONCILE_CHECK_NAME, SOURCE_POOL
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import connect_to_bucket
@@ -25,6 +25,7 @@ def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDe
     @dg.asset_check(
         asset=dp.name,
         name=RECONCILE_CHECK_NAME,
+        pool=SOURCE_POOL,
         description=f"Compares every hour of the last {settings.reconcile_window_hours} hours of `{dp.name}` in "
         "the bucket with the source (rows missing, stale or extra, files for empty hours, schema), "
         "rewrites the drifted hours and verifies them again. Fails when drift remains.",

@@ -18,6 +18,12 @@ HOURS_TAG = "notif_export/hours"
 BACKFILL_TAG = "dagster/backfill"  # set by Dagster on every run of a backfill: its id
 MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring fails a run that runs longer (seconds)
 
+# Dagster concurrency pools; their limits are the instance's (`dagster instance concurrency set
+# POOL LIMIT`, README "Production deployment"), and deploy/dagster.yaml holds queued runs until
+# their pool has a free slot. Unlimited while no limit is set.
+SOURCE_POOL = "source_database"  # everything that reads the source (a replica in production)
+ANALYTICS_POOL = "analytics_duckdb"  # the dbt build: a DuckDB file has a single writer
+
 FAILED = [dg.DagsterRunStatus(name) for name in run_status.FAILED]
 QUEUED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]  # requested, not launched yet
 UNFINISHED = [dg.DagsterRunStatus(name) for name in run_status.UNFINISHED]

@@ -8,7 +8,7 @@ from pydantic import field_validator
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
 from notif_export.defs.shared.retries import export_retry_policy, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import rewrite_and_record_hours, run_cutoff
-from notif_export.defs.shared.runs import SYNC_JOB_NAME
+from notif_export.defs.shared.runs import SOURCE_POOL, SYNC_JOB_NAME
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import parse_hour
 from notif_export.lib.settings import Settings, validate_data_points
@@ -27,7 +27,7 @@ class RewriteHoursConfig(dg.Config):
 
 
 @dg.op(description="Rewrite the given hours of one data point and record each as a materialization "
-                   "of that hour's partition.")
+                   "of that hour's partition.", pool=SOURCE_POOL)
 def rewrite_dirty_hours(
     context: dg.OpExecutionContext,
     config: RewriteHoursConfig,
