@@ -173,60 +173,55 @@ READERS = 2
 _DONE = object()
 
 
-def _prefetched(readers: list[Iterator[pa.RecordBatch]], depth: int = 2) -> Iterator[pa.RecordBatch]:
-    """Run every reader on its own thread, each up to `depth` batches ahead; yield their
-    batches reader after reader, so the output order is the readers' order."""
-    feeds = [_Feed(reader, depth) for reader in readers]
+def _prefetched(readers: list[Iterator[pa.RecordBatch]], depth: int = 3) -> Iterator[pa.RecordBatch]:
+    """Run every reader on its own thread, all at once, and yield their batches as they come, at
+    most `depth` batches ahead of the consumer (the memory bound). The readers' rows are not
+    interleaved within a batch, only the batches; the hour's query has no order anyway."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    threads = [threading.Thread(target=_produce, args=(reader, handoff, stop), name="source-reader", daemon=True)
+               for reader in readers]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
     try:
-        for feed in feeds:
-            yield from feed
-    finally:
-        for feed in feeds:
-            feed.stop()
-
-
-class _Feed:
-    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int):
-        self._handoff: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(batches,), name="source-reader", daemon=True)
-        self._thread.start()
-
-    def _produce(self, batches: Iterator[pa.RecordBatch]) -> None:
-        handoff, stop = self._handoff, self._stop
-        item: Any = _DONE
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        handoff.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            item = exc
-        finally:
-            close = getattr(batches, "close", None)
-            if close:
-                close()
-        if not stop.is_set():
-            handoff.put(item)
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            item = self._handoff.get()
+        while running:
+            item = handoff.get()
             if item is _DONE:
-                return
-            if isinstance(item, BaseException):
+                running -= 1
+            elif isinstance(item, BaseException):
                 raise item
-            yield item
-
-    def stop(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
+            else:
+                yield item
+                del item  # release the batch as soon as it is written
+    finally:
+        stop.set()
+        while any(thread.is_alive() for thread in threads):
             try:
-                self._handoff.get(timeout=0.1)
+                handoff.get(timeout=0.1)
             except queue.Empty:
                 pass
+
+
+def _produce(batches: Iterator[pa.RecordBatch], handoff: queue.Queue, stop: threading.Event) -> None:
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    item: Any = _DONE
+    try:
+        for batch in batches:
+            if not put(batch):
+                return
+    except BaseException as exc:  # handed to the consumer, raised there
+        item = exc
+    finally:
+        close = getattr(batches, "close", None)
+        if close:
+            close()
+    put(item)

@@ -9,6 +9,7 @@ values into Dagster resources. Nothing reads the environment anywhere else.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -107,6 +108,8 @@ class Settings:
     reconcile_window_hours: int = DEFAULT_RECONCILE_WINDOW_HOURS
     dbt: DbtSettings = field(default_factory=DbtSettings)
     dagster_url: str = DEFAULT_DAGSTER_URL
+    # Hours a run exports at once, each in its own process (lib/export_pool.py).
+    export_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
@@ -160,6 +163,8 @@ class Settings:
             dbt=dbt,
             dagster_url=checked(validate_endpoint, env.get("NOTIF_EXPORT_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
                                 "NOTIF_EXPORT_DAGSTER_URL"),
+            export_processes=checked(_positive_int, env, "NOTIF_EXPORT_EXPORT_PROCESSES", os.cpu_count() or 1,
+                                     "processes"),
         )
         if problems:
             raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))
