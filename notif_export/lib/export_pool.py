@@ -13,7 +13,10 @@ whether it is worth retrying (its exception chain, which decides that, stays in 
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import signal
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -65,9 +68,12 @@ def rewrite_hours_in_processes(target: ExportTarget, data_point: str, hours: Seq
 
 
 _worker: dict[str, Any] = {}
+PR_SET_PDEATHSIG = 1
 
 
 def _start_worker(target: ExportTarget) -> None:
+    if sys.platform == "linux":  # a worker never outlives its run, even a killed one
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     _worker.update(source=SourceDatabase(target.source_url), s3=target.access.s3_client(),
                    destination=target.destination)
 
