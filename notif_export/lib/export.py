@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -63,11 +64,15 @@ def rewrite_hour(
     start = hour_start(hour)
     key = destination.object_key(dp.name, start)
     stream = _StreamStats()
+    # A multipart upload is created before the hour has been read through: its metadata then
+    # comes from a count of the hour (run beside the read, off the encoder's path), checked
+    # against the stream once it is complete.
+    counting = ThreadPoolExecutor(1, thread_name_prefix="hour-count")
+    counted = counting.submit(source.hour_stats, dp, start, created_before)
+    counting.shutdown(wait=False)
 
     def put_args() -> dict[str, Any]:
-        # A multipart upload is created before the hour has been read through: its metadata then
-        # comes from a count of the hour, checked against the stream once it is complete.
-        rows, newest = (stream.rows, stream.newest) if stream.done else source.hour_stats(dp, start, created_before)
+        rows, newest = (stream.rows, stream.newest) if stream.done else counted.result()
         return destination.put_args(object_metadata(dp, start, rows, newest, run_id))
 
     sink = S3MultipartWriter(s3, destination.bucket, key, put_args)
@@ -105,6 +110,8 @@ def rewrite_hour(
     except BaseException:
         sink.abort()
         raise
+    finally:
+        wait([counted])  # no query of this hour outlives it
     return HourExport(
         data_point=dp.name,
         hour=start,
