@@ -259,6 +259,7 @@ class SourceDatabase:
         # The driver's low-level API: its DB-API module imports pandas and polars (65 MB, 0.3 s).
         import adbc_driver_manager
         import adbc_driver_postgresql
+        from adbc_driver_manager._reader import AdbcRecordBatchReader
 
         select = ", ".join(
             f'"{f.name}"::text' if pa.types.is_nested(f.type) else f'"{f.name}"' for f in schema
@@ -287,9 +288,13 @@ class SourceDatabase:
             statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
             statement.set_sql_query(query)
             stream, _ = statement.execute_query()
-            with pa.RecordBatchReader._import_from_c(stream.address) as reader:
+            # The DB-API module's reader: an error mid-stream is raised as ADBC's error class.
+            reader = AdbcRecordBatchReader._import_from_c(stream.address)
+            try:
                 for batch in reader:
                     yield {name: batch.column(name) for name in schema.names}
+            finally:
+                reader.close()
 
     def _param(self, value: datetime) -> datetime:
         # SQLite stores naive UTC timestamps; compare like with like so the index is used.
