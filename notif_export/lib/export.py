@@ -1,8 +1,9 @@
 """Rewrite one hour of one data point: stream the source's rows into a Parquet object in S3.
 
-Reading, Parquet encoding and uploading overlap: a thread reads record batches from the source
-while this thread encodes them, and the multipart writer uploads finished parts in the
-background. Nothing holds the whole hour, so memory is bounded by a few batches and parts.
+Reading, Parquet encoding and uploading overlap: two threads read record batches from the
+source at once (each a part of the hour) while this thread encodes them, and the multipart
+writer uploads finished parts in the background. Nothing holds the whole hour: memory is bounded
+by a few batches and parts, whatever the hour's size.
 """
 
 from __future__ import annotations
