@@ -1,8 +1,9 @@
 """Rewrite one hour of one data point: stream the source's rows into a Parquet object in S3.
 
-Reading, Parquet encoding and uploading overlap: a thread reads record batches from the source
-while this thread encodes them, and the multipart writer uploads finished parts in the
-background. Nothing holds the whole hour, so memory is bounded by a few batches and parts.
+Reading, Parquet encoding and uploading overlap: two threads read record batches from the
+source at once (each a part of the hour) while this thread encodes them, and the multipart
+writer uploads finished parts in the background. Nothing holds the whole hour: memory is bounded
+by a few batches and parts, whatever the hour's size.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -63,11 +65,15 @@ def rewrite_hour(
     start = hour_start(hour)
     key = destination.object_key(dp.name, start)
     stream = _StreamStats()
+    # A multipart upload is created before the hour has been read through: its metadata then
+    # comes from a count of the hour (run beside the read, off the encoder's path), checked
+    # against the stream once it is complete.
+    counting = ThreadPoolExecutor(1, thread_name_prefix="hour-count")
+    counted = counting.submit(source.hour_stats, dp, start, created_before)
+    counting.shutdown(wait=False)
 
     def put_args() -> dict[str, Any]:
-        # A multipart upload is created before the hour has been read through: its metadata then
-        # comes from a count of the hour, checked against the stream once it is complete.
-        rows, newest = (stream.rows, stream.newest) if stream.done else source.hour_stats(dp, start, created_before)
+        rows, newest = (stream.rows, stream.newest) if stream.done else counted.result()
         return destination.put_args(object_metadata(dp, start, rows, newest, run_id))
 
     sink = S3MultipartWriter(s3, destination.bucket, key, put_args)
@@ -105,6 +111,8 @@ def rewrite_hour(
     except BaseException:
         sink.abort()
         raise
+    finally:
+        wait([counted])  # no query of this hour outlives it
     return HourExport(
         data_point=dp.name,
         hour=start,
@@ -173,60 +181,55 @@ READERS = 2
 _DONE = object()
 
 
-def _prefetched(readers: list[Iterator[pa.RecordBatch]], depth: int = 2) -> Iterator[pa.RecordBatch]:
-    """Run every reader on its own thread, each up to `depth` batches ahead; yield their
-    batches reader after reader, so the output order is the readers' order."""
-    feeds = [_Feed(reader, depth) for reader in readers]
+def _prefetched(readers: list[Iterator[pa.RecordBatch]], depth: int = 3) -> Iterator[pa.RecordBatch]:
+    """Run every reader on its own thread, all at once, and yield their batches as they come, at
+    most `depth` batches ahead of the consumer (the memory bound). The readers' rows are not
+    interleaved within a batch, only the batches; the hour's query has no order anyway."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    threads = [threading.Thread(target=_produce, args=(reader, handoff, stop), name="source-reader", daemon=True)
+               for reader in readers]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
     try:
-        for feed in feeds:
-            yield from feed
-    finally:
-        for feed in feeds:
-            feed.stop()
-
-
-class _Feed:
-    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int):
-        self._handoff: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(batches,), name="source-reader", daemon=True)
-        self._thread.start()
-
-    def _produce(self, batches: Iterator[pa.RecordBatch]) -> None:
-        handoff, stop = self._handoff, self._stop
-        item: Any = _DONE
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        handoff.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            item = exc
-        finally:
-            close = getattr(batches, "close", None)
-            if close:
-                close()
-        if not stop.is_set():
-            handoff.put(item)
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            item = self._handoff.get()
+        while running:
+            item = handoff.get()
             if item is _DONE:
-                return
-            if isinstance(item, BaseException):
+                running -= 1
+            elif isinstance(item, BaseException):
                 raise item
-            yield item
-
-    def stop(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
+            else:
+                yield item
+                del item  # release the batch as soon as it is written
+    finally:
+        stop.set()
+        while any(thread.is_alive() for thread in threads):
             try:
-                self._handoff.get(timeout=0.1)
+                handoff.get(timeout=0.1)
             except queue.Empty:
                 pass
+
+
+def _produce(batches: Iterator[pa.RecordBatch], handoff: queue.Queue, stop: threading.Event) -> None:
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    item: Any = _DONE
+    try:
+        for batch in batches:
+            if not put(batch):
+                return
+    except BaseException as exc:  # handed to the consumer, raised there
+        item = exc
+    finally:
+        close = getattr(batches, "close", None)
+        if close:
+            close()
+    put(item)

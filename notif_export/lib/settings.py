@@ -9,6 +9,7 @@ values into Dagster resources. Nothing reads the environment anywhere else.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Callable, Mapping
@@ -152,6 +153,8 @@ class Settings:
     dbt: DbtSettings = field(default_factory=DbtSettings)
     dagster_url: str = DEFAULT_DAGSTER_URL
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+    # Hours a run exports at once, each in its own process (lib/export_pool.py).
+    export_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
@@ -218,6 +221,8 @@ class Settings:
             dagster_url=checked(validate_endpoint, env.get("NOTIF_EXPORT_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
                                 "NOTIF_EXPORT_DAGSTER_URL"),
             intake=intake,
+            export_processes=checked(_positive_int, env, "NOTIF_EXPORT_EXPORT_PROCESSES", os.cpu_count() or 1,
+                                     "processes"),
         )
         values.update(checked(validate_cold_cadence, env, values["sync_interval_seconds"]) or {})
         if problems:

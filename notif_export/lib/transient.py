@@ -20,11 +20,25 @@ TRANSIENT_TYPES = (
 )
 
 
+class HourExportFailed(RuntimeError):
+    """An hour's export failed in a worker process (`export_pool`): what failed, and whether it
+    is transient, judged there (the exception chain that decides it does not cross processes)."""
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self):
+        return type(self), (str(self), self.transient)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc`, or an exception it was raised from, is a transient failure."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if isinstance(exc, HourExportFailed):
+            return exc.transient
         if isinstance(exc, TRANSIENT_TYPES):
             return True
         if isinstance(exc, ClientError):

@@ -172,3 +172,20 @@ def test_a_run_of_several_data_points_exports_them_as_of_one_cutoff(source, sour
     executions = {r["execution_id"] for r in files["workflow_executions"]}
     assert {r["idempotency_key"] for r in files["messages"]} <= requests
     assert {r["wf_execution_id"] for r in files["messages"] if r["wf_execution_id"]} <= executions
+
+
+def test_hours_in_parallel_processes_write_what_the_serial_path_writes(traffic, source_url, bucket, aws_env, s3):
+    files = {}
+    for processes in ("1", "2"):
+        for key in list_keys(s3, bucket):
+            s3.delete_object(Bucket=bucket, Key=key)
+        env = export_env(source_url, bucket, aws_env, NOTIF_EXPORT_EXPORT_PROCESSES=processes)
+        result = materialize(env, HOURS, selection=["messages"])
+        assert result.success
+        dest = Destination(bucket=bucket)
+        files[processes] = {hour: file_rows(read_object(s3, bucket, dest.object_key("messages", hour)), "messages")
+                            for hour in HOURS}
+        metadata = {event.partition: event.materialization.metadata["rows"].value
+                    for event in result.get_asset_materialization_events()}
+        assert metadata == {hour_key(hour): len(files[processes][hour]) for hour in HOURS}
+    assert files["2"] == files["1"] == {hour: source_rows(traffic, "messages", hour) for hour in HOURS}

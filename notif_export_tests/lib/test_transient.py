@@ -38,3 +38,13 @@ def test_a_transient_cause_makes_its_wrapper_transient():
             raise RuntimeError("upload failed") from cause
     except RuntimeError as exc:
         assert is_transient(exc)
+
+
+@pytest.mark.parametrize("transient", [True, False])
+def test_a_worker_processs_failure_keeps_its_verdict_across_processes(transient):
+    import pickle
+
+    from notif_export.lib.transient import HourExportFailed
+
+    received = pickle.loads(pickle.dumps(HourExportFailed("messages 2026-01-15 14:00: ClientError: ...", transient)))
+    assert is_transient(received) is transient and "messages 2026-01-15 14:00" in str(received)

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 from sqlalchemy.engine import make_url
 
 from notif_export.lib.bucket_access import SECRET_VARIABLES, BucketAccess
@@ -23,9 +24,11 @@ from notif_export.lib.source import SourceDatabase
 
 
 class SourceResource(dg.ConfigurableResource):
-    """The notification log database (`NOTIF_EXPORT_SOURCE_URL`)."""
+    """The notification log database (`NOTIF_EXPORT_SOURCE_URL`), and how many hours a run
+    exports from it at once, each in its own process (`NOTIF_EXPORT_EXPORT_PROCESSES`)."""
 
     url: str
+    export_processes: int = Field(default=1, ge=1)
 
     def open(self) -> SourceDatabase:
         return SourceDatabase(self.url)
@@ -79,7 +82,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     has_password = make_url(settings.source_url).password is not None
     connection = S3ConnectionResource(**access)
     return {
-        "source": SourceResource(url=dg.EnvVar("NOTIF_EXPORT_SOURCE_URL") if has_password else settings.source_url),
+        "source": SourceResource(url=dg.EnvVar("NOTIF_EXPORT_SOURCE_URL") if has_password else settings.source_url,
+                                 export_processes=settings.export_processes),
         "destination": DestinationResource(connection=connection, **settings.destination.model_dump()),
         "json_destination": JsonDestinationResource(connection=connection, **settings.json_destination.model_dump()),
         # DuckDB reads the bucket for the reconciliation (an in-memory database per use).

@@ -12,6 +12,7 @@ from notif_export.defs.shared.resources import DestinationResource, SourceResour
 from notif_export.defs.shared.runs import BACKFILL_TAG
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.export import HourExport, rewrite_hour
+from notif_export.lib.export_pool import ExportTarget, rewrite_hours_in_processes
 from notif_export.lib.hours import hour_key
 
 
@@ -48,31 +49,46 @@ def rewrite_hours(
     destination: DestinationResource,
     created_before: datetime,
 ) -> list[HourExport]:
-    """Rewrite each hour's file in turn (rows created before the cutoff), sharing one database
-    and one S3 client."""
+    """Rewrite each hour's file (rows created before the cutoff), in hour order: several hours
+    at once in `source.export_processes` worker processes, else in turn sharing one database and
+    one S3 client."""
     log, run_id = context.log, context.run.run_id
+    hours = list(hours)
     db = source.open()
-    db.check_schema()
-    s3 = destination.connection.get_client()
-    target = destination.destination
-    results = []
     try:
+        db.check_schema()
+        if source.export_processes > 1 and len(hours) > 1:
+            target = ExportTarget(source_url=source.url, access=destination.connection.access(),
+                                  destination=destination.destination)
+            done = {}
+            for hour, result in rewrite_hours_in_processes(target, dp.name, hours, source.export_processes,
+                                                           run_id, created_before):
+                _log_hour(log, dp, hour, result)
+                done[hour] = result
+            return [done[hour] for hour in hours]
+        s3 = destination.connection.get_client()
+        results = []
         for hour in hours:
-            result = rewrite_hour(db, s3, target, dp, hour, run_id=run_id, created_before=created_before)
-            log.info(
-                f"{dp.name} {hour:%Y-%m-%d %H}:00: "
-                + (f"{result.rows} rows, {result.bytes} bytes -> {result.uri}" if result.written
-                   else f"no rows, {result.uri} removed")
-            )
-            if result.warning:
-                log.warning(result.warning)
-            if result.bad_rows:
-                log.warning(f"{dp.name} {hour:%Y-%m-%d %H}:00: bad rows (see the rules in lib/bad_rows.py): "
-                            + ", ".join(f"{n} {kind}" for kind, n in result.bad_rows.items()))
+            result = rewrite_hour(db, s3, destination.destination, dp, hour, run_id=run_id,
+                                  created_before=created_before)
+            _log_hour(log, dp, hour, result)
             results.append(result)
+        return results
     finally:
         db.dispose()
-    return results
+
+
+def _log_hour(log: dg.DagsterLogManager, dp: DataPoint, hour: datetime, result: HourExport) -> None:
+    log.info(
+        f"{dp.name} {hour:%Y-%m-%d %H}:00: "
+        + (f"{result.rows} rows, {result.bytes} bytes -> {result.uri}" if result.written
+           else f"no rows, {result.uri} removed")
+    )
+    if result.warning:
+        log.warning(result.warning)
+    if result.bad_rows:
+        log.warning(f"{dp.name} {hour:%Y-%m-%d %H}:00: bad rows (see the rules in lib/bad_rows.py): "
+                    + ", ".join(f"{n} {kind}" for kind, n in result.bad_rows.items()))
 
 
 def rewrite_and_record_hours(

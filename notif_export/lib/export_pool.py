@@ -1,0 +1,87 @@
+"""Rewriting many hours at once, each hour in a worker process.
+
+One process writes about one hour at a time at the speed of one core and a half (the source's
+reader threads, the Parquet encoder and the upload overlap, but Python's lock and the encoder
+bound it); a sync tick or a backfill with many dirty hours uses every core by exporting several
+hours in parallel processes. Memory is bounded by the number of processes: each holds one hour
+in flight, itself streamed in bounded memory (`export.rewrite_hour`).
+
+A worker's failure keeps the serial path's meaning: the hours already written stay written, the
+hours not started are not started, and the failure is raised in the caller with its message and
+whether it is worth retrying (its exception chain, which decides that, stays in the worker).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from notif_export.lib.bucket_access import BucketAccess
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.destination import Destination
+from notif_export.lib.export import HourExport, rewrite_hour
+from notif_export.lib.source import SourceDatabase
+from notif_export.lib.transient import HourExportFailed, is_transient
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """What a worker process needs to rewrite hours: plain, picklable values."""
+
+    source_url: str
+    access: BucketAccess
+    destination: Destination
+
+
+def rewrite_hours_in_processes(target: ExportTarget, data_point: str, hours: Sequence[datetime], processes: int,
+                               run_id: str | None, created_before: datetime | None
+                               ) -> Iterator[tuple[datetime, HourExport]]:
+    """Rewrite the hours in `processes` worker processes; yield each hour and its result as it
+    completes. On a failure, the hours not started are cancelled, those being written finish, and
+    the first failure is raised as `HourExportFailed`."""
+    # spawn: a fork of a process running threads (Dagster's, the S3 client's) can deadlock.
+    with ProcessPoolExecutor(max_workers=min(processes, len(hours)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(target,)) as pool:
+        pending: dict[Future, datetime] = {
+            pool.submit(_rewrite, data_point, hour, run_id, created_before): hour for hour in hours
+        }
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                failed = next((f for f in done if f.exception() is not None), None)
+                for future in done:
+                    hour = pending.pop(future)
+                    if future.exception() is None:
+                        yield hour, future.result()
+                if failed is not None:
+                    raise failed.exception()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+_worker: dict[str, Any] = {}
+PR_SET_PDEATHSIG = 1
+
+
+def _start_worker(target: ExportTarget) -> None:
+    if sys.platform == "linux":  # a worker never outlives its run, even a killed one
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _worker.update(source=SourceDatabase(target.source_url), s3=target.access.s3_client(),
+                   destination=target.destination)
+
+
+def _rewrite(data_point: str, hour: datetime, run_id: str | None, created_before: datetime | None) -> HourExport:
+    try:
+        return rewrite_hour(_worker["source"], _worker["s3"], _worker["destination"], DATA_POINTS[data_point], hour,
+                            run_id=run_id, created_before=created_before)
+    except Exception as exc:
+        raise HourExportFailed(f"{data_point} {hour:%Y-%m-%d %H}:00: {type(exc).__name__}: {exc}",
+                               transient=is_transient(exc)) from None
