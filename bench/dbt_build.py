@@ -33,13 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from notif_export.dev.local_s3 import LocalS3Server, local_s3_server
+from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib import analytics
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.destination import Destination
 from notif_export.lib.export import rewrite_hour
-from notif_export.dev.local_s3 import LocalS3Server, local_s3_server
 from notif_export.lib.settings import Settings
-from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.source import SourceDatabase
 
 BUCKET = "notif-export"

@@ -29,9 +29,9 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from notif_export.lib.contract import DATA_POINTS, MESSAGES  # noqa: E402
 from notif_export.dev.local_s3 import LocalS3Server, find_free_port  # noqa: E402
 from notif_export.dev.simulator import Simulator, TrafficMix  # noqa: E402
+from notif_export.lib.contract import DATA_POINTS, MESSAGES  # noqa: E402
 from notif_export.lib.source import SourceDatabase  # noqa: E402
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

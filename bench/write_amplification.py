@@ -43,7 +43,13 @@ from notif_export.dev.simulator import Simulator, TrafficMix  # noqa: E402
 from notif_export.lib.contract import MESSAGES  # noqa: E402
 from notif_export.lib.hours import hour_key, hour_start, parse_hour  # noqa: E402
 from notif_export.lib.source import SourceDatabase  # noqa: E402
-from notif_export.lib.sync import ColdCadence, DataPointState, Scan, dirty_hours, scan_updates  # noqa: E402
+from notif_export.lib.sync import (  # noqa: E402
+    ColdCadence,
+    DataPointState,
+    Scan,
+    dirty_hours,
+    scan_updates,
+)
 
 CLOCK = datetime(2026, 11, 1, tzinfo=timezone.utc)  # the first tick; history before it
 PEAK_HOUR_UTC = 14

@@ -16,7 +16,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from notif_export.dev.demo import DemoError, intake_keys_file, run_demo
 from notif_export.dev.local_s3 import DEFAULT_PORT, LocalS3Error, LocalS3Server
 from notif_export.dev.simulator import Simulator, TrafficMix, utc_now
-from notif_export.lib import analytics, bucket_check, dagster_api, query, report, verify, warehouses
+from notif_export.lib import (
+    analytics,
+    bucket_check,
+    dagster_api,
+    query,
+    report,
+    verify,
+    warehouses,
+)
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import rewrite_hour

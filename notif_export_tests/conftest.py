@@ -29,9 +29,9 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.lib.hours import hour_key
-from notif_export.lib.contract import DATA_POINTS
 from notif_export.dev.local_s3 import LocalS3Server, find_free_port
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.hours import hour_key
 from notif_export.lib.source import TABLES, SourceDatabase
 
 # A fixed clock for the simulated traffic: whole-hour arithmetic stays readable in tests.

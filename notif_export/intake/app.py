@@ -22,7 +22,12 @@ from starlette.routing import Route
 
 from notif_export.intake import auth
 from notif_export.intake.calls import Call, error_body
-from notif_export.intake.schemas import MAX_BODY_BYTES, MAX_BULK_ITEMS, openapi_document, problem
+from notif_export.intake.schemas import (
+    MAX_BODY_BYTES,
+    MAX_BULK_ITEMS,
+    openapi_document,
+    problem,
+)
 from notif_export.intake.writer import Writer
 from notif_export.lib.settings import IntakeSettings
 from notif_export.lib.source import SourceDatabase

@@ -19,7 +19,13 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from notif_export.lib.bad_rows import BadRows, Duplicates, keyed, nested_array, text_array
+from notif_export.lib.bad_rows import (
+    BadRows,
+    Duplicates,
+    keyed,
+    nested_array,
+    text_array,
+)
 from notif_export.lib.contract import DATA_POINTS, MESSAGES, DataPoint
 from notif_export.lib.hours import EPOCH, hour_bounds
 

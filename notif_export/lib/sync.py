@@ -41,7 +41,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from notif_export.lib.contract import DataPoint
-from notif_export.lib.hours import describe_hours, epoch_us, hour_key, hour_start, parse_hour
+from notif_export.lib.hours import (
+    describe_hours,
+    epoch_us,
+    hour_key,
+    hour_start,
+    parse_hour,
+)
 from notif_export.lib.source import SourceDatabase
 
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from notif_export.lib.contract import DATA_POINTS, PARTITION_COLUMN_TYPE, PARTITION_COLUMNS, DataPoint
+from notif_export.lib.contract import (
+    DATA_POINTS,
+    PARTITION_COLUMN_TYPE,
+    PARTITION_COLUMNS,
+    DataPoint,
+)
 from notif_export.lib.destination import Destination
 
 TARGETS = ("bigquery", "athena")

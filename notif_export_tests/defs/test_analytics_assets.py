@@ -15,11 +15,17 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.lib.hours import hour_key
-from notif_export.lib.contract import DATA_POINTS
 from notif_export.dev.simulator import Simulator, TrafficMix
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.hours import hour_key
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, export_env, list_keys, materialize, sorted_rows
+from notif_export_tests.conftest import (
+    NOW,
+    export_env,
+    list_keys,
+    materialize,
+    sorted_rows,
+)
 
 HOURS = [(NOW - timedelta(hours=5)).replace(minute=0) + timedelta(hours=i) for i in range(6)]  # simulated: 5h
 

@@ -12,11 +12,17 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
+from notif_export.dev.simulator import Simulator
 from notif_export.lib.analytics import DBT_PROJECT_DIR
 from notif_export.lib.contract import DATA_POINTS
-from notif_export.dev.simulator import Simulator
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, MotoServer, export_env, list_keys, read_object
+from notif_export_tests.conftest import (
+    NOW,
+    MotoServer,
+    export_env,
+    list_keys,
+    read_object,
+)
 
 HOURS = [(NOW - timedelta(hours=2)).replace(minute=0) + timedelta(hours=i) for i in range(3)]
 

@@ -8,15 +8,23 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.lib.hours import hour_key
 from notif_export.defs.shared.resources import DestinationResource
-from notif_export.lib.contract import DATA_POINTS
-from notif_export.lib.duckdb_s3 import HIVE_TYPES, httpfs_extension_file
-from notif_export.lib.destination import Destination
 from notif_export.dev.simulator import Simulator, TrafficMix
+from notif_export.lib.contract import DATA_POINTS
+from notif_export.lib.destination import Destination
+from notif_export.lib.duckdb_s3 import HIVE_TYPES, httpfs_extension_file
+from notif_export.lib.hours import hour_key
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import (NOW, export_env, file_rows, list_keys, materialize, read_object, sorted_rows,
-                                        source_rows)
+from notif_export_tests.conftest import (
+    NOW,
+    export_env,
+    file_rows,
+    list_keys,
+    materialize,
+    read_object,
+    sorted_rows,
+    source_rows,
+)
 
 FIRST = (NOW - timedelta(hours=3)).replace(minute=0)
 HOURS = [FIRST + timedelta(hours=i) for i in range(3)]

@@ -21,7 +21,12 @@ from notif_export.lib.hours import hour_key
 from notif_export.lib.settings import PROJECT_DIR
 from notif_export.lib.source import SourceDatabase
 from notif_export_tests.conftest import NOW, fresh_pg_database, list_keys
-from notif_export_tests.defs.test_sync_daemon import sensor_cursor, start_daemon, stop_daemon, wait_for
+from notif_export_tests.defs.test_sync_daemon import (
+    sensor_cursor,
+    start_daemon,
+    stop_daemon,
+    wait_for,
+)
 from notif_export_tests.defs.test_sync_sensor import touch
 
 SOURCE_POOL_LIMIT = 2  # below the three runs a tick requests when every data point changed

@@ -18,7 +18,13 @@ from notif_export.lib.hours import hour_key
 from notif_export.lib.settings import Settings
 from notif_export.lib.source import TABLES
 from notif_export.lib.verify import verify
-from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
+from notif_export_tests.conftest import (
+    NOW,
+    file_rows,
+    list_keys,
+    read_object,
+    source_rows,
+)
 from notif_export_tests.defs.test_analytics_sensor import analytics_tick
 from notif_export_tests.defs.test_sync_sensor import env, instance  # noqa: F401 (fixtures)
 

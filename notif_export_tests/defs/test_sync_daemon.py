@@ -15,11 +15,17 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from notif_export.defs.shared.runs import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
-from notif_export.lib.hours import hour_key
-from notif_export.lib.destination import Destination
 from notif_export.dev.simulator import Simulator, TrafficMix
+from notif_export.lib.destination import Destination
+from notif_export.lib.hours import hour_key
 from notif_export.lib.source import SourceDatabase
-from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
+from notif_export_tests.conftest import (
+    NOW,
+    file_rows,
+    list_keys,
+    read_object,
+    source_rows,
+)
 from notif_export_tests.defs.test_sync_sensor import touch
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,14 @@ from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import hour_key, hour_start
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, export_env, file_rows, list_keys, read_object, source_rows
+from notif_export_tests.conftest import (
+    NOW,
+    export_env,
+    file_rows,
+    list_keys,
+    read_object,
+    source_rows,
+)
 
 
 @pytest.fixture

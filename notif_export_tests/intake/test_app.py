@@ -31,9 +31,21 @@ from notif_export.intake.app import build_app
 from notif_export.intake.auth import signature
 from notif_export.intake.calls import Call
 from notif_export.intake.writer import Writer
-from notif_export.lib.settings import PROJECT_DIR, IntakeSettings, Settings, SettingsError
+from notif_export.lib.settings import (
+    PROJECT_DIR,
+    IntakeSettings,
+    Settings,
+    SettingsError,
+)
 from notif_export.lib.source import TABLES, SourceDatabase
-from notif_export_tests.conftest import export_env, file_rows, list_keys, materialize, read_object, source_rows
+from notif_export_tests.conftest import (
+    export_env,
+    file_rows,
+    list_keys,
+    materialize,
+    read_object,
+    source_rows,
+)
 
 KEYS = IntakeSettings(workspace_key="ws_test_0123456789abcdef", workspace_secret="secret-0123456789abcdef",
                       api_key="apikey-0123456789abcdef")

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from notif_export.dev.simulator import Simulator
 from notif_export.lib.bucket_access import BucketAccess
 from notif_export.lib.contract import MESSAGES
 from notif_export.lib.destination import Destination
 from notif_export.lib.export import rewrite_hour
-from notif_export.dev.simulator import Simulator
 from notif_export_tests.conftest import NOW, MotoServer, moto_with_user
 
 TRUST = {"Version": "2012-10-17", "Statement": [{

@@ -20,7 +20,15 @@ from notif_export.lib.hours import hour_key
 from notif_export.lib.source import TABLES
 from notif_export.lib.sync import DataPointState, Scan, dirty_hours
 from notif_export.lib.verify import verify
-from notif_export_tests.conftest import NOW, export_env, file_rows, materialize, read_object, sorted_rows, source_rows
+from notif_export_tests.conftest import (
+    NOW,
+    export_env,
+    file_rows,
+    materialize,
+    read_object,
+    sorted_rows,
+    source_rows,
+)
 from notif_export_tests.lib.test_verify import s3_server_access
 
 HOUR = (NOW - timedelta(hours=1)).replace(minute=0)

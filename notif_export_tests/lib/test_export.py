@@ -8,12 +8,18 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from notif_export.dev.simulator import Simulator
 from notif_export.lib.contract import DATA_POINTS, MESSAGES
 from notif_export.lib.destination import Destination
 from notif_export.lib.export import rewrite_hour
-from notif_export.dev.simulator import Simulator
 from notif_export.lib.source import TABLES
-from notif_export_tests.conftest import NOW, file_rows, list_keys, read_object, source_rows
+from notif_export_tests.conftest import (
+    NOW,
+    file_rows,
+    list_keys,
+    read_object,
+    source_rows,
+)
 
 HOUR = (NOW - timedelta(hours=2)).replace(minute=0)
 
@@ -89,8 +95,8 @@ def test_a_multipart_hour_carries_exact_metadata(source, s3, bucket, monkeypatch
     """A file of several parts is created before the hour is read through, so its metadata comes
     from a count of the hour; if rows changed in between (injected: the count is made stale),
     the metadata is corrected once the file is complete."""
-    from notif_export.lib import s3_upload
     from notif_export.dev.simulator import TrafficMix
+    from notif_export.lib import s3_upload
 
     monkeypatch.setattr(s3_upload, "PART_SIZE", 5 * 1024 * 1024)  # S3's smallest part: less data to simulate
     Simulator(source, seed=17, mix=TrafficMix(requests_per_hour=12000)).history(1, NOW.replace(minute=0))

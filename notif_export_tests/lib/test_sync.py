@@ -3,7 +3,13 @@
 from datetime import datetime, timedelta, timezone
 
 from notif_export.lib.hours import hour_key
-from notif_export.lib.sync import ColdCadence, DataPointState, Scan, SyncState, dirty_hours
+from notif_export.lib.sync import (
+    ColdCadence,
+    DataPointState,
+    Scan,
+    SyncState,
+    dirty_hours,
+)
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 W = timedelta(minutes=10)

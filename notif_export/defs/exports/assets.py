@@ -4,7 +4,11 @@ import dagster as dg
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
 from notif_export.defs.shared.retries import export_retry_policy, retried_if_transient
-from notif_export.defs.shared.rewrite_hours import hour_metadata, rewrite_hours, run_cutoff
+from notif_export.defs.shared.rewrite_hours import (
+    hour_metadata,
+    rewrite_hours,
+    run_cutoff,
+)
 from notif_export.defs.shared.runs import SOURCE_POOL
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.settings import Settings

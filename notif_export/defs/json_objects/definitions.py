@@ -12,7 +12,9 @@ from notif_export.defs.shared.runs import JSON_JOB_NAME
 from notif_export.lib.settings import Settings
 
 if TYPE_CHECKING:
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 
 def json_objects_job(settings: Settings) -> UnresolvedAssetJobDefinition | None:

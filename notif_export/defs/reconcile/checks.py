@@ -18,7 +18,13 @@ from notif_export.lib.export import HourExport
 from notif_export.lib.hours import hour_key, parse_hour
 from notif_export.lib.s3_upload import abort_stale_uploads
 from notif_export.lib.settings import Settings
-from notif_export.lib.verify import cold_tolerance, recent_window, reconcile, render, verify
+from notif_export.lib.verify import (
+    cold_tolerance,
+    recent_window,
+    reconcile,
+    render,
+    verify,
+)
 
 
 def build_reconcile_check(settings: Settings, dp: DataPoint) -> dg.AssetChecksDefinition:

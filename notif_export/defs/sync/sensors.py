@@ -27,10 +27,18 @@ from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.hours import describe_hours
 from notif_export.lib.settings import Settings
 from notif_export.lib.source import SourceDatabase
-from notif_export.lib.sync import SyncState, dirty_hours, is_new, object_windows, scan_updates
+from notif_export.lib.sync import (
+    SyncState,
+    dirty_hours,
+    is_new,
+    object_windows,
+    scan_updates,
+)
 
 if TYPE_CHECKING:
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 
 def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
