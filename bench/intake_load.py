@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from notif_export.dev.local_s3 import find_free_port  # noqa: E402
+from notif_export.dev.local_s3 import find_free_port, wait_for_port  # noqa: E402
 from notif_export.lib.execution_model import WORKFLOWS  # noqa: E402
 from notif_export.lib.source import TABLES, SourceDatabase  # noqa: E402
 
@@ -82,16 +81,12 @@ def _start(source_url: str, port: int) -> subprocess.Popen:
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise SystemExit(f"the intake service did not start: {proc.stderr.read()}")
-            time.sleep(0.1)
+    try:
+        wait_for_port(port, proc, "the intake service")
+    except RuntimeError as exc:
+        proc.kill()
+        raise SystemExit(f"{exc}: {proc.stderr.read()}") from None
+    return proc
 
 
 def _run_load(port: int, concurrency: int, seconds: float, prefix: str, token: str) -> dict:

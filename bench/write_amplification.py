@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from notif_export.dev.simulator import Simulator, TrafficMix  # noqa: E402
+from notif_export.dev.simulator import Simulator, TrafficMix, poisson  # noqa: E402
 from notif_export.lib.contract import MESSAGES  # noqa: E402
 from notif_export.lib.hours import hour_key, hour_start, parse_hour  # noqa: E402
 from notif_export.lib.source import SourceDatabase  # noqa: E402
@@ -208,17 +208,6 @@ def model_run(args, scale_up: float, sizes: dict[str, float], rates: dict[int, f
                   changed)
         now += interval
     return sync.tallies
-
-
-def poisson(rng: random.Random, mean: float) -> int:
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    threshold, k, p = math.exp(-mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= threshold:
-            return k
-        k += 1
 
 
 def main() -> None:

@@ -11,10 +11,8 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -29,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.dev.local_s3 import LocalS3Server, find_free_port
+from notif_export.dev.local_s3 import LocalS3Server, find_free_port, wait_for_port
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import hour_key
 from notif_export.lib.source import TABLES, SourceDatabase
@@ -182,16 +180,11 @@ class MotoServer:
         self.proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
                                       "-p", str(self.port)], env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("moto_server did not start")
-                time.sleep(0.1)
+        try:
+            wait_for_port(self.port, self.proc, "moto_server")
+        except RuntimeError:
+            self.stop()
+            raise
 
     def client(self, service: str, region: str = "us-east-1", **credentials):
         return boto3.client(service, endpoint_url=self.url, region_name=region, **(credentials or self.ADMIN))

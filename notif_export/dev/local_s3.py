@@ -65,6 +65,20 @@ def find_free_port(low: int = 20_000, high: int = 29_000) -> int:
     raise LocalS3Error("no free port range found for the local S3 server")
 
 
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    """Wait until `proc` (a server of the tests or benchmarks) accepts connections on `port`;
+    RuntimeError naming `what` if it exits or does not listen within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{what} did not start on 127.0.0.1:{port}") from None
+            time.sleep(0.1)
+
+
 @dataclass
 class LocalS3Server:
     data_dir: Path

@@ -49,7 +49,7 @@ class Simulator(ExecutionModel):
     def traffic(self, start: datetime, end: datetime, now: datetime) -> Batch:
         """Requests received in [start, end) and what they caused, in their state as of `now`."""
         hours = (end - start).total_seconds() / 3600
-        count = _poisson(self.rng, self.mix.requests_per_hour * hours)
+        count = poisson(self.rng, self.mix.requests_per_hour * hours)
         times = sorted(start + (end - start) * self.rng.random() for _ in range(count))
         batch = Batch()
         for t in times:
@@ -168,7 +168,8 @@ class Simulator(ExecutionModel):
         return dict(totals)
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw with mean `mean` (a normal approximation above 50)."""
     if mean > 50:  # normal approximation
         return max(0, round(rng.gauss(mean, mean ** 0.5)))
     threshold, k, p = pow(2.718281828459045, -mean), 0, 1.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from suprsend import Event, Suprsend, WorkflowTriggerRequest
 
 from notif_export.cli import main as cli_main
 from notif_export.dev.demo import demo_intake_keys, intake_keys_file
-from notif_export.dev.local_s3 import find_free_port
+from notif_export.dev.local_s3 import find_free_port, wait_for_port
 from notif_export.intake.app import build_app
 from notif_export.intake.auth import signature
 from notif_export.intake.calls import Call
@@ -68,16 +67,10 @@ class IntakeProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port",
                                       str(self.port)], env=intake_env(source_url), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"the intake service did not start:\n{self.proc.stdout.read()}")
-                time.sleep(0.1)
+        try:
+            wait_for_port(self.port, self.proc, "the intake service")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{self.stop()}") from None
 
     def signed_client(self) -> Suprsend:
         return Suprsend(KEYS.workspace_key, KEYS.workspace_secret, base_url=self.url)
