@@ -1,16 +1,18 @@
 """Benchmark: the JSON objects destination, 10,000 records -> 10,000 objects in the local S3 server.
 
 Measured in the same run, on the same records:
-  exporter     `write_objects`: encode each record, render its key, PUT concurrently
+  exporter     `write_objects`: encode each record, render its key, PUT concurrently, in one
+               process and split over --processes worker processes
   sequential   the same objects PUT one after the other on one thread (the floor: no concurrency)
   encode only  bodies, metadata and keys without any PUT (the CPU ceiling of one thread)
 
-    .venv/bin/python bench/json_objects.py [--records 10000] [--workers N]
+    .venv/bin/python bench/json_objects.py [--records 10000] [--workers N] [--processes N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -50,7 +52,10 @@ def records(folder: Path, count: int) -> pa.RecordBatch:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=None, help="concurrent PUTs (default: the client's pool)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="concurrent PUTs per process (default: the client's pool)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: the CPU count, as NOTIF_EXPORT_EXPORT_PROCESSES)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-json-") as tmp, \
             local_s3_server(Path(tmp) / "s3", buckets=(BUCKET,)) as server:
@@ -70,19 +75,23 @@ def main() -> None:
                           **destination.put_args(obj.metadata))
         sequential = time.perf_counter() - start
 
-        start = time.perf_counter()
-        written = write_objects(s3, destination, REQUESTS, [batch], "bench-run", workers=args.workers)
-        exporter = time.perf_counter() - start
-        assert written.objects == args.records and written.failed_keys == 0, written
+        exporter = {}
+        for processes in (1, args.processes):
+            start = time.perf_counter()
+            written = write_objects(s3, destination, REQUESTS, [batch], f"bench-run-{processes}", workers=args.workers,
+                                    access=settings.bucket_access, processes=processes)
+            exporter[processes] = time.perf_counter() - start
+            assert written.objects == args.records and written.failed_keys == 0, written
 
         size = sum(len(o.body) for o in objects) / len(objects)
         workers = args.workers or s3.meta.config.max_pool_connections
         print(f"{args.records:,} records of requests, {size:,.0f} bytes per object on average, local S3 server")
         print(f"{'':<34}{'seconds':>10}{'objects/s':>12}")
-        for name, seconds in ((f"exporter ({workers} concurrent PUTs)", exporter),
-                              ("sequential PUTs (floor)", sequential), ("encode + key only (no PUT)", encode)):
+        rows = [(f"exporter, {p} process{'es' if p > 1 else ''} x {workers} PUTs", seconds)
+                for p, seconds in exporter.items()]
+        for name, seconds in rows + [("sequential PUTs (floor)", sequential), ("encode + key only (no PUT)", encode)]:
             print(f"{name:<34}{seconds:>10.2f}{args.records / seconds:>12,.0f}")
-        print(f"exporter / sequential: {sequential / exporter:.1f}x")
+        print(f"exporter ({args.processes} processes) / sequential: {sequential / exporter[args.processes]:.1f}x")
 
 
 if __name__ == "__main__":

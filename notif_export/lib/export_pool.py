@@ -17,7 +17,7 @@ import ctypes
 import multiprocessing
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,9 +46,7 @@ def rewrite_hours_in_processes(target: ExportTarget, data_point: str, hours: Seq
     """Rewrite the hours in `processes` worker processes; yield each hour and its result as it
     completes. On a failure, the hours not started are cancelled, those being written finish, and
     the first failure is raised as `HourExportFailed`."""
-    # spawn: a fork of a process running threads (Dagster's, the S3 client's) can deadlock.
-    with ProcessPoolExecutor(max_workers=min(processes, len(hours)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_worker, initargs=(target,)) as pool:
+    with worker_pool(min(processes, len(hours)), _start_worker, (target,)) as pool:
         pending: dict[Future, datetime] = {
             pool.submit(_rewrite, data_point, hour, run_id, created_before): hour for hour in hours
         }
@@ -67,13 +65,27 @@ def rewrite_hours_in_processes(target: ExportTarget, data_point: str, hours: Seq
                 future.cancel()
 
 
-_worker: dict[str, Any] = {}
+def worker_pool(processes: int, initializer: Callable[..., None], initargs: tuple) -> ProcessPoolExecutor:
+    """Worker processes of a run. spawn: a fork of a process running threads (Dagster's, the S3
+    client's) can deadlock. The initializer should call `die_with_parent` first."""
+    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=initializer, initargs=initargs)
+
+
 PR_SET_PDEATHSIG = 1
 
 
-def _start_worker(target: ExportTarget) -> None:
-    if sys.platform == "linux":  # a worker never outlives its run, even a killed one
+def die_with_parent() -> None:
+    """A worker never outlives its run, even a killed one."""
+    if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(target: ExportTarget) -> None:
+    die_with_parent()
     _worker.update(source=SourceDatabase(target.source_url), s3=target.access.s3_client(),
                    destination=target.destination)
 

@@ -15,7 +15,8 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -26,8 +27,10 @@ import jmespath.exceptions
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
+from notif_export.lib.bucket_access import BucketAccess
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.destination import BucketTarget
+from notif_export.lib.export_pool import die_with_parent, worker_pool
 
 NAMESPACES = ("metadata", "time", "data")
 METADATA_FIELDS = ("workspace-key", "data-point", "operation-id", "event-id", "timestamp", "topic")
@@ -371,12 +374,45 @@ def put_objects(s3: Any, destination: JsonDestination, objects: Iterable[JsonObj
             written.bytes += size
 
 
+# botocore spends about a millisecond of CPU per request under Python's lock, so one process
+# tops out near 470 PUTs/s whatever its threads; below this many objects per process, starting
+# the processes costs more than it saves.
+MIN_OBJECTS_PER_PROCESS = 2_000
+
+
 def write_objects(s3: Any, destination: JsonDestination, dp: DataPoint, batches: Iterable[pa.RecordBatch],
-                  run_id: str, workers: int | None = None, written: ObjectsWritten | None = None) -> ObjectsWritten:
+                  run_id: str, workers: int | None = None, written: ObjectsWritten | None = None,
+                  access: BucketAccess | None = None, processes: int = 1) -> ObjectsWritten:
     """One object per record of `batches` (contract batches of `dp`), a batch at a time; the
-    counts are added to `written` when given."""
+    counts are added to `written` when given. With `access` and `processes` > 1, a batch of
+    enough records has its PUTs split over that many worker processes (each its own client)."""
     written = written if written is not None else ObjectsWritten()
-    for batch in batches:
-        objects = list(prepare_objects(dp, destination, batch.to_pylist(), run_id, written))
-        put_objects(s3, destination, objects, written, workers)
+    with ExitStack() as stack:
+        pool: ProcessPoolExecutor | None = None
+        for batch in batches:
+            objects = list(prepare_objects(dp, destination, batch.to_pylist(), run_id, written))
+            parts = min(processes, len(objects) // MIN_OBJECTS_PER_PROCESS) if access is not None else 1
+            if parts < 2:
+                put_objects(s3, destination, objects, written, workers)
+                continue
+            if pool is None:
+                pool = stack.enter_context(worker_pool(processes, _start_put_worker, (access,)))
+            for count, size in pool.map(_put_part, [objects[i::parts] for i in range(parts)],
+                                        [destination] * parts, [workers] * parts):
+                written.objects += count
+                written.bytes += size
     return written
+
+
+_put_client: list[Any] = []
+
+
+def _start_put_worker(access: BucketAccess) -> None:
+    die_with_parent()
+    _put_client.append(access.s3_client())
+
+
+def _put_part(objects: list[JsonObject], destination: JsonDestination, workers: int | None) -> tuple[int, int]:
+    part = ObjectsWritten()
+    put_objects(_put_client[0], destination, objects, part, workers)
+    return part.objects, part.bytes

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
 from notif_export.dev.simulator import Simulator, TrafficMix
+from notif_export.lib import json_objects
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import hour_key
 from notif_export.lib.json_objects import KeyTemplateWarning
@@ -256,3 +257,20 @@ def test_materializing_from_the_ui_writes_the_last_hours_changes(source, env, s3
     result = dg.materialize([defs.get_assets_def("requests_json")], resources=defs.resources)   # no config
     assert result.success
     assert [body["data"]["idempotency_key"] for body, _ in read_objects(s3, bucket).values()] == [recent]
+
+
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
+def test_puts_split_over_worker_processes_write_every_record(source, env, s3, bucket, monkeypatch):
+    """Large windows have their PUTs split over NOTIF_EXPORT_EXPORT_PROCESSES worker processes
+    (each its own S3 client); every record still becomes its object, equal to the source."""
+    monkeypatch.setattr(json_objects, "MIN_OBJECTS_PER_PROCESS", 5)
+    result = materialize_json(env, NOW - timedelta(days=2), NOW + timedelta(hours=1),
+                              NOTIF_EXPORT_EXPORT_PROCESSES="2")
+    assert result.success
+    objects = read_objects(s3, bucket)
+    keys = some_keys(source, 10_000)
+    assert len(keys) >= 10 and result.asset_materializations_for_node("requests_json")[0].metadata["objects"].value \
+        == len(objects) == len(keys)
+    assert sorted(body["data"]["idempotency_key"] for body, _ in objects.values()) == sorted(keys)
+    for body, metadata in objects.values():
+        assert body["data"] == expected_data(source, body["data"]["idempotency_key"])

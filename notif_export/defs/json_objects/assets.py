@@ -68,7 +68,7 @@ def build_json_asset(dp: DataPoint, retry_policy: dg.RetryPolicy) -> dg.AssetsDe
             until = run_cutoff(context)
             windows = [ObjectWindowConfig(after=(until - timedelta(hours=1)).isoformat(), until=until.isoformat())]
         db = source.open()
-        s3 = json_destination.connection.get_client()
+        s3, access = json_destination.connection.get_client(), json_destination.connection.access()
         written, bad_rows = ObjectsWritten(), BadRows()
         try:
             with retried_if_transient():
@@ -80,7 +80,8 @@ def build_json_asset(dp: DataPoint, retry_policy: dg.RetryPolicy) -> dg.AssetsDe
                         start, end = hour_bounds(parse_hour(hour, "late_hours"))
                         reads.append(db.read_updated(dp, _dt(window.late_after), after, bad_rows, start, end))
                     for batches in reads:
-                        write_objects(s3, target, dp, batches, context.run.run_id, written=written)
+                        write_objects(s3, target, dp, batches, context.run.run_id, written=written, access=access,
+                                      processes=source.export_processes)
         finally:
             db.dispose()
         context.log.info(f"{dp.name}: {written.objects} objects, {written.bytes} bytes -> "
