@@ -39,6 +39,18 @@ POSTGRES_MISSING = ("PostgreSQL is not running on 127.0.0.1:5432 and no server b
                     "every PostgreSQL test was SKIPPED. Install postgresql to run them.")
 
 
+# The files of the longest tests (minutes each, mostly waiting on a daemon or the demo), longest
+# first: they run first, handed out in turn to pytest-xdist's workers, so that no worker ends
+# alone with one of them.
+LONGEST_FIRST = ("test_readme.py", "test_fault_campaign.py", "test_sync_daemon.py", "test_analytics_assets.py",
+                 "test_production_instance.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: otherwise as collected
+
+
 def pytest_terminal_summary(terminalreporter):
     # Read from the skip reports, which reach the controlling process also when pytest-xdist's
     # workers ran the tests.
