@@ -262,15 +262,19 @@ def test_materializing_from_the_ui_writes_the_last_hours_changes(source, env, s3
 @pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
 def test_puts_split_over_worker_processes_write_every_record(source, env, s3, bucket, monkeypatch):
     """Large windows have their PUTs split over NOTIF_EXPORT_EXPORT_PROCESSES worker processes
-    (each its own S3 client); every record still becomes its object, equal to the source."""
+    (each its own S3 client); every record still becomes its object, equal to the source, with
+    the storage class and encryption set, as the Parquet files are."""
     monkeypatch.setattr(json_objects, "MIN_OBJECTS_PER_PROCESS", 5)
     result = materialize_json(env, NOW - timedelta(days=2), NOW + timedelta(hours=1),
-                              NOTIF_EXPORT_EXPORT_PROCESSES="2")
+                              NOTIF_EXPORT_EXPORT_PROCESSES="2", NOTIF_EXPORT_JSON_STORAGE_CLASS="STANDARD_IA")
     assert result.success
     objects = read_objects(s3, bucket)
     keys = some_keys(source, 10_000)
     assert len(keys) >= 10 and result.asset_materializations_for_node("requests_json")[0].metadata["objects"].value \
         == len(objects) == len(keys)
     assert sorted(body["data"]["idempotency_key"] for body, _ in objects.values()) == sorted(keys)
-    for body, metadata in objects.values():
+    for key, (body, _) in objects.items():
         assert body["data"] == expected_data(source, body["data"]["idempotency_key"])
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert (head["ServerSideEncryption"], head["StorageClass"], head["ContentType"]) == \
+            ("AES256", "STANDARD_IA", "application/json")
