@@ -56,9 +56,9 @@ def in_fresh_process(hours: list[datetime], env: dict[str, str]) -> dict:
     """`run_hours` in a new process, timed from its start (imports and definitions included, as a
     run worker pays them), with the peak RSS of its process tree."""
     started = time.perf_counter()
-    proc = psutil.Popen([sys.executable, __file__, "--run", json.dumps({"hours": [h.isoformat() for h in hours],
-                                                                       "env": env})],
-                        stdout=subprocess.PIPE, text=True)
+    # The settings (the S3 secret key among them) go in the environment, never on the command line.
+    proc = psutil.Popen([sys.executable, __file__, "--run", json.dumps([h.isoformat() for h in hours])],
+                        env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
     peak = 0
     done = threading.Event()
 
@@ -90,8 +90,7 @@ def main() -> None:
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        params = json.loads(args.run)
-        print(json.dumps(run_hours([datetime.fromisoformat(h) for h in params["hours"]], params["env"])))
+        print(json.dumps(run_hours([datetime.fromisoformat(h) for h in json.loads(args.run)], dict(os.environ))))
         return
 
     from notif_export.dev.local_s3 import LocalS3Server, find_free_port

@@ -79,13 +79,16 @@ async def _load(port: int, concurrency: int, seconds: float, prefix: str, token:
 def _start(source_url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, **KEYS, "NOTIF_EXPORT_SOURCE_URL": source_url,
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # Its log goes to a file: a pipe nobody reads during the load would stall the server once full.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_for_port(port, proc, "the intake service")
     except RuntimeError as exc:
         proc.kill()
-        raise SystemExit(f"{exc}: {proc.stderr.read()}") from None
+        log.seek(0)
+        raise SystemExit(f"{exc}: {log.read().decode(errors='replace')}") from None
     return proc
 
 
@@ -121,7 +124,11 @@ def measure(name: str, source_url: str, concurrency: int, seconds: float, floor:
               f"{executions:,} step logs, {messages:,} messages in all; codes {result['codes']}", flush=True)
     finally:
         proc.terminate()
-        proc.wait(15)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         source.dispose()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import time
@@ -278,7 +279,8 @@ def cmd_intake_env(args: argparse.Namespace) -> None:
               "NOTIF_EXPORT_INTAKE_* variables yourself", file=sys.stderr)
         return
     for line in path.read_text().split():
-        print(f"export {line}")
+        name, _, value = line.partition("=")
+        print(f"export {name}={shlex.quote(value)}")
 
 
 def build_parser() -> argparse.ArgumentParser:

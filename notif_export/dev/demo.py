@@ -112,6 +112,16 @@ class DagsterProcess:
         self.process.wait()
 
 
+def _stop_within_grace(process: subprocess.Popen) -> None:
+    """Wait for a process already sent SIGTERM; SIGKILL it if it is still there after the grace
+    period (the intake service writing to an unreachable database, say)."""
+    try:
+        process.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _signal_group(group: int, sig: int) -> None:
     try:
         os.killpg(group, sig)
@@ -184,10 +194,14 @@ def demo_intake_keys(settings: Settings, port: int) -> tuple[dict[str, str], boo
     return keys, True
 
 
-def wait_for_intake(url: str, process: subprocess.Popen, log_file: Path, timeout: float = 60) -> None:
-    """Until the service itself answers (its OpenAPI document), not merely something on the port."""
+def wait_for_intake(url: str, process: subprocess.Popen, log_file: Path, stopping: Callable[[], bool],
+                    timeout: float = 60) -> None:
+    """Until the service itself answers (its OpenAPI document), not merely something on the port,
+    or Ctrl-C."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stopping():
+            return
         if process.poll() is not None:
             raise DemoError(f"the intake service exited while starting (is its port taken? --intake-port); "
                             f"see {log_file}")
@@ -238,7 +252,9 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
                 [sys.executable, "-m", "notif_export.cli", "intake", "serve", "--port", str(intake_port)],
                 env=intake_env, stdout=intake_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
-        wait_for_intake(keys["NOTIF_EXPORT_INTAKE_URL"], intake, logs / "intake.log")
+        wait_for_intake(keys["NOTIF_EXPORT_INTAKE_URL"], intake, logs / "intake.log", lambda: stopping[0])
+        if stopping[0]:
+            return
         say(f"intake service (the trigger API) on {keys['NOTIF_EXPORT_INTAKE_URL']} (log: {logs / 'intake.log'})")
         if generated:  # keys made for this local demo only; shown here and nowhere else
             say("  its keys, generated for this demo: " + ", ".join(
@@ -287,10 +303,9 @@ def run_demo(settings: Settings, ui_port: int, s3_port: int, seed: int, history_
         dagster.request_stop()
         server.request_stop()
         dagster.stop()
-        if simulator is not None:
-            simulator.wait()
-        if intake is not None:
-            intake.wait()
+        for process in (simulator, intake):
+            if process is not None:
+                _stop_within_grace(process)
         server.stop(timeout=STOP_GRACE_SECONDS)
         source.dispose()
         say("stopped")

@@ -12,11 +12,13 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-
-from suprsend import Event, Suprsend, WorkflowTriggerRequest
+from typing import TYPE_CHECKING
 
 from notif_export.lib.execution_model import EVENTS, WORKFLOWS, Batch, ExecutionModel
 from notif_export.lib.source import SourceDatabase
+
+if TYPE_CHECKING:
+    from suprsend import Suprsend
 
 WORKSPACE_KEY = "ws_6b9d2c1e"
 TENANTS = ["acme", "globex", "initech", "umbrella", "hooli"]
@@ -132,6 +134,9 @@ class Simulator(ExecutionModel):
         rows are not written. Several triggers go as one bulk call. Broadcasts are not sent (the
         service has no broadcast API); a failed request is a trigger of a workflow that does not
         exist. Returns the calls answered 2xx and those not."""
+        # Here, not at import: every `notif-export` command imports this module.
+        from suprsend import Event, WorkflowTriggerRequest
+
         triggers, outcome = [], {"accepted": 0, "refused": 0}
         for row in batch.requests:
             payload = json.loads(row["payload"])

@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from notif_export.lib.transient import HourExportFailed, is_transient
 class ExportTarget:
     """What a worker process needs to rewrite hours: plain, picklable values."""
 
-    source_url: str
+    source_url: str = field(repr=False)  # may hold the database's password
     access: BucketAccess
     destination: Destination
 

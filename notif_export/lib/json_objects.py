@@ -193,7 +193,8 @@ class KeyTemplate:
         except jmespath.exceptions.JMESPathError as exc:
             raise BadKey(f"the template fails on it ({str(exc).splitlines()[0]})") from None
         if not isinstance(value, str):
-            raise BadKey(f"the template gives {json.dumps(value, default=str)[:80]}, not a string")
+            # The type only: the value may be the record's content, which run metadata never shows.
+            raise BadKey(f"the template gives {'null' if value is None else type(value).__name__}, not a string")
         if not value:
             raise BadKey("the template gives an empty key")
         key = prefix + value

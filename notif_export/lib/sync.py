@@ -343,8 +343,11 @@ def object_windows(
     dirty = dirty_hours(state, scan, {}, overlap, True, "", now, run_timeout)
     until = _dt(dirty.state.position)
     moved = until is not None and (after is None or until > after)
-    if dirty.late or moved:
+    # Without a position yet (a data point that started on an empty table), the window from the
+    # start already holds every version: no late-commit hours to read again.
+    late = tuple(dirty.late) if after is not None else ()
+    if late or moved:
         windows.append(ObjectWindow(_iso(after), _iso(until), _iso(after - overlap) if after else None,
-                                    tuple(dirty.late), "rows updated since the last sync" if moved
+                                    late, "rows updated since the last sync" if moved
                                     else "late commit inside the overlap window"))
     return ObjectTick(windows, ObjectState.of(dirty.state))

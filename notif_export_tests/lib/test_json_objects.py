@@ -188,3 +188,13 @@ def test_windows_follow_the_sync_rules():
     state = SyncState(objects={"requests": off.state})
     assert SyncState.from_json(state.to_json()) == state
     assert isinstance(SyncState.from_json(state.to_json()).objects["requests"], ObjectState)
+
+
+def test_a_data_point_that_started_on_an_empty_table_writes_its_first_rows_in_one_window():
+    """No position yet: the window from the start holds every version, and no hour is read
+    again as a late commit (its lower bound would be missing)."""
+    empty = object_windows(None, Scan(None, []), {}, OVERLAP, True, at(1))
+    assert empty.windows == [] and empty.state.position is None
+    first = object_windows(empty.state, Scan(None, [(HOUR, at(2)), (HOUR, at(3))]), {}, OVERLAP, True, at(4))
+    assert [(w.after, w.until, w.late_after, w.late_hours) for w in first.windows] == \
+        [(None, at(3).isoformat(), None, ())]

@@ -2,6 +2,7 @@
 writes one object per record version of the windows it is given (by the sync sensor) and
 records the objects written, the failed keys and the bytes."""
 
+import itertools
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -73,15 +74,17 @@ def build_json_asset(dp: DataPoint, retry_policy: dg.RetryPolicy) -> dg.AssetsDe
         try:
             with retried_if_transient():
                 db.check_schema()
+                reads = []
                 for window in windows:
                     after = _dt(window.after)
-                    reads = [db.read_updated(dp, after, _dt(window.until), bad_rows)] if window.until else []
+                    if window.until:
+                        reads.append(db.read_updated(dp, after, _dt(window.until), bad_rows))
                     for hour in window.late_hours:
                         start, end = hour_bounds(parse_hour(hour, "late_hours"))
                         reads.append(db.read_updated(dp, _dt(window.late_after), after, bad_rows, start, end))
-                    for batches in reads:
-                        write_objects(s3, target, dp, batches, context.run.run_id, written=written, access=access,
-                                      processes=source.export_processes)
+                # One call for all the reads: its worker processes, if any, start once.
+                write_objects(s3, target, dp, itertools.chain.from_iterable(reads), context.run.run_id,
+                              written=written, access=access, processes=source.export_processes)
         finally:
             db.dispose()
         context.log.info(f"{dp.name}: {written.objects} objects, {written.bytes} bytes -> "
