@@ -49,6 +49,11 @@ class Writer:
         self._stopping = threading.Event()
 
     def start(self) -> None:
+        # The status-change table, committed before both threads use it (two threads creating it
+        # at once on PostgreSQL would race).
+        with self.source.connect() as conn:
+            self.model.create_schedule(conn)
+            conn.commit()
         self._thread.start()
         self._advancer.start()
 

@@ -255,7 +255,7 @@ class ExecutionModel:
                                    "pending_events": pending})
 
     # ---- writing -----------------------------------------------------------------------------
-    def _create_schedule(self, conn: sa.Connection) -> None:
+    def create_schedule(self, conn: sa.Connection) -> None:
         """The simulator's table, once per simulator; harmless when it exists."""
         if not self._schedule_created:
             schedule_metadata.create_all(conn)
@@ -269,7 +269,7 @@ class ExecutionModel:
 
     def write_rows(self, conn: sa.Connection, batch: Batch) -> None:
         """The batch's rows and schedule, in the caller's transaction."""
-        self._create_schedule(conn)
+        self.create_schedule(conn)
         for name in TABLES:
             for chunk in _chunks(getattr(batch, name), 5000):
                 conn.execute(TABLES[name].insert(), chunk)
@@ -288,7 +288,7 @@ class ExecutionModel:
         )
         changed = 0
         with self.source.connect() as conn:
-            self._create_schedule(conn)
+            self.create_schedule(conn)
             groups: dict[tuple, list[dict]] = defaultdict(list)
             rescheduled: list[dict] = []
             finished: list[dict] = []
