@@ -13,12 +13,8 @@ whether it is worth retrying (its exception chain, which decides that, stays in 
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
-import signal
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +25,7 @@ from notif_export.lib.destination import Destination
 from notif_export.lib.export import HourExport, rewrite_hour
 from notif_export.lib.source import SourceDatabase
 from notif_export.lib.transient import HourExportFailed, is_transient
+from notif_export.lib.workers import die_with_parent, worker_pool
 
 
 @dataclass(frozen=True)
@@ -63,22 +60,6 @@ def rewrite_hours_in_processes(target: ExportTarget, data_point: str, hours: Seq
         finally:
             for future in pending:
                 future.cancel()
-
-
-def worker_pool(processes: int, initializer: Callable[..., None], initargs: tuple) -> ProcessPoolExecutor:
-    """Worker processes of a run. spawn: a fork of a process running threads (Dagster's, the S3
-    client's) can deadlock. The initializer should call `die_with_parent` first."""
-    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=initializer, initargs=initargs)
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """A worker never outlives its run, even a killed one."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 _worker: dict[str, Any] = {}

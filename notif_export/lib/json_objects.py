@@ -30,7 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from notif_export.lib.bucket_access import BucketAccess
 from notif_export.lib.contract import DATA_POINTS, DataPoint
 from notif_export.lib.destination import BucketTarget
-from notif_export.lib.export_pool import die_with_parent, worker_pool
+from notif_export.lib.workers import die_with_parent, worker_pool
 
 NAMESPACES = ("metadata", "time", "data")
 METADATA_FIELDS = ("workspace-key", "data-point", "operation-id", "event-id", "timestamp", "topic")
