@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
+    # Create the instance's storage before the daemon starts: a test reading the instance while the
+    # daemon creates a fresh SQLite storage can stamp its schema twice (two alembic heads).
+    dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
