@@ -9,6 +9,7 @@ settings such as `$email`, `$sms`, `$channels`) or an object (`id` and `object_t
 
 from __future__ import annotations
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -85,10 +86,17 @@ EVENT = {
 }
 
 _validators = {"workflow": Draft202012Validator(WORKFLOW_TRIGGER), "event": Draft202012Validator(EVENT)}
+# The same schemas compiled by jsonschema-rs, for the common case of a valid body: a tenth of
+# the intake's time under load went to validating in Python. jsonschema's best_match then names
+# what is wrong with an invalid one.
+_fast_validators = {"workflow": jsonschema_rs.Draft202012Validator(WORKFLOW_TRIGGER),
+                    "event": jsonschema_rs.Draft202012Validator(EVENT)}
 
 
 def problem(kind: str, body: object) -> tuple[str, str] | None:
     """(field, reason) of the most relevant thing wrong with a workflow or event body; None when valid."""
+    if _fast_validators[kind].is_valid(body):
+        return None
     error: ValidationError | None = best_match(_validators[kind].iter_errors(body))
     if error is None:
         return None

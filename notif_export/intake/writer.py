@@ -1,15 +1,15 @@
-"""The intake's only writer: calls in, rows in the source, answers out, with group commit.
+"""The intake's writers: calls in, rows in the source, answers out, with group commit.
 
-Request handlers hand their calls to one thread, which takes every call waiting and writes them
-in one transaction (each call's `requests` row together with what its workflow writes, so that
-a call is in the source entirely or not at all), then answers them all. Under load a commit
-carries hundreds of calls; alone, a call is committed at once. Between batches the thread also
-applies the execution model's due status changes (`ExecutionModel.advance`), as the live
-simulator does.
+Request handlers hand their calls to the writer threads (one on SQLite, two on PostgreSQL); a
+writer takes every call waiting and writes them in one transaction (each call's `requests` row
+together with what its workflow writes, so that a call is in the source entirely or not at
+all), then answers them all. Under load a commit carries hundreds of calls; alone, a call is
+committed at once. Another thread applies the execution model's due status changes
+(`ExecutionModel.advance`) every second, as the live simulator does.
 
 Idempotency: a call whose `$idempotency_key` is already in the source (the source keeps one
-`requests` row per key) gets the first call's answer and starts nothing.
-"""
+`requests` row per key) gets the first call's answer and starts nothing; when two writers take
+the same new key at once, the second one's transaction fails on the key and is written again."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+import psycopg
 import sqlalchemy as sa
 
 from notif_export.intake.calls import Call, error_body
@@ -36,6 +37,8 @@ ADVANCE_ROWS_PER_COMMIT = 1000
 UNAVAILABLE = (503, error_body("unavailable", "the source database did not take the call; try again"))
 
 Answer = tuple[int, dict]
+# Another writer committed one of the keys first: SQLAlchemy's error, or psycopg's from a COPY.
+DUPLICATE_KEY = (sa.exc.IntegrityError, psycopg.errors.IntegrityError)
 
 
 class Writer:
@@ -44,7 +47,11 @@ class Writer:
         self.model = ExecutionModel(source, random.Random(), workspace_key)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+        # PostgreSQL: two writers, so that one builds and sends its calls while the other waits
+        # for its commit to reach the disk (PostgreSQL flushes concurrent commits together).
+        # SQLite has one writer at a time anyway.
+        self._threads = [threading.Thread(target=self._run, name=f"intake-writer-{n}", daemon=True)
+                         for n in range(2 if source.is_postgresql else 1)]
         self._advancer = threading.Thread(target=self._advance, name="intake-advance", daemon=True)
         self._stopping = threading.Event()
 
@@ -54,14 +61,17 @@ class Writer:
         with self.source.connect() as conn:
             self.model.create_schedule(conn)
             conn.commit()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         self._advancer.start()
 
     def stop(self) -> None:
         """Write what is queued, then stop."""
-        self._queue.put(None)
+        for _ in self._threads:
+            self._queue.put(None)
         self._stopping.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
         self._advancer.join()
 
     async def submit(self, calls: list[Call]) -> list[Answer]:
@@ -70,7 +80,7 @@ class Writer:
         self._queue.put((calls, loop, future))
         return await future
 
-    # ---- the writer thread -------------------------------------------------------------------
+    # ---- the writer threads -------------------------------------------------------------------
     def _run(self) -> None:
         stopping = False
         while not stopping:
@@ -105,7 +115,7 @@ class Writer:
             try:
                 answers = self._commit(calls)
                 break
-            except sa.exc.IntegrityError:
+            except DUPLICATE_KEY:
                 if attempt == 2:
                     log.exception("could not record %d calls", len(calls))
                     answers = [UNAVAILABLE] * len(calls)

@@ -407,9 +407,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_against_the_document(s
 
 
 # ---- what follows a call, and the demo's keys -------------------------------------------------------
-def test_the_writer_moves_the_messages_statuses_on_later(tmp_path):
-    source = SourceDatabase(f"sqlite:///{tmp_path / 'source.db'}")
-    source.init_schema()
+def test_the_writer_moves_the_messages_statuses_on_later(source):
     clock = [datetime.now(timezone.utc)]
     writer = Writer(source, KEYS.workspace_key, clock=lambda: clock[0])
     writer.start()
@@ -432,7 +430,42 @@ def test_the_writer_moves_the_messages_statuses_on_later(tmp_path):
         assert "triggered" not in statuses and {"delivered", "seen", "clicked"} & set(statuses), statuses
     finally:
         writer.stop()
-        source.dispose()
+
+
+def waiting_on_a_lock(source: SourceDatabase) -> bool:
+    with source.connect() as conn:  # a transaction of its own: each sees the activity anew
+        return bool(conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                         "AND datname = current_database()")).scalar())
+
+
+@pytest.mark.parametrize("source_url", ["postgresql"], indirect=True)  # SQLite has a single writer
+def test_a_key_another_writer_commits_meanwhile_gets_that_writers_answer(source):
+    """Two writers taking the same new key at once: the second one's COPY waits on the key's
+    index, fails once the first commits, and is written again, answering as the first did."""
+    writer = Writer(source, KEYS.workspace_key)
+    writer.start()
+    requests_table = TABLES["requests"]
+    now = datetime.now(timezone.utc)
+    try:
+        with source.engine.connect() as other:  # the other writer, its transaction still open
+            other.execute(requests_table.insert().values(
+                workspace_key=KEYS.workspace_key, created_at=now, updated_at=now, idempotency_key="raced",
+                response=json.dumps({"status_code": 202, "body": {"status": "success", "first": True}})))
+            body = {**VALID, "$idempotency_key": "raced"}
+            answers: list = []
+            call = threading.Thread(target=lambda: answers.extend(asyncio.run(writer.submit(
+                [Call("workflow", body, json.dumps(body), now, {}, None)]))))
+            call.start()
+            deadline = time.monotonic() + 10
+            while not waiting_on_a_lock(source):
+                assert time.monotonic() < deadline, "the writer never waited on the key"
+                time.sleep(0.05)
+            other.commit()
+        call.join(10)
+        assert answers == [(202, {"status": "success", "first": True})]
+        assert len(request_rows(source)) == 1 and count(source, "workflow_executions") == 0
+    finally:
+        writer.stop()
 
 
 def test_the_demo_makes_its_intake_keys_once_and_intake_env_prints_them(tmp_path, capsys):
