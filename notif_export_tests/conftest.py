@@ -40,17 +40,29 @@ POSTGRES_MISSING = ("PostgreSQL is not running on 127.0.0.1:5432 and no server b
 
 
 # The files of the longest tests (minutes each, mostly waiting on a daemon or the demo), longest
-# first: they run first, handed out in turn to pytest-xdist's workers, so that no worker ends
-# alone with one of them.
+# first.
 LONGEST_FIRST = ("test_readme.py", "test_fault_campaign.py", "test_sync_daemon.py", "test_analytics_assets.py",
                  "test_production_instance.py")
 
 
 def pytest_collection_modifyitems(items):
+    """The long tests first in each worker's share: pytest-xdist's work stealing hands each worker
+    a contiguous share of the collection, in order, and idle workers then take from the ends of
+    the others' shares. Each share therefore starts with its turn of the long tests (dealt out
+    longest first), so that no worker is left at the end with one of them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: otherwise as collected
-
-
+    ordered = sorted(items, key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+    long_tests = [item for item in ordered if item.path.name in rank]
+    others = ordered[len(long_tests):]
+    size = len(items) // workers  # the share of each worker but the last, which takes the rest
+    shares = [long_tests[n::workers] for n in range(workers)]
+    for n, share in enumerate(shares):
+        wanted = size if n < workers - 1 else len(items) - size * (workers - 1)
+        take = max(0, wanted - len(share))
+        share += others[:take]
+        others = others[take:]
+    items[:] = [item for share in shares for item in share] + others
 def pytest_terminal_summary(terminalreporter):
     # Read from the skip reports, which reach the controlling process also when pytest-xdist's
     # workers ran the tests.

@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from notif_export.defs.shared.runs import SYNC_JOB_NAME
 from notif_export.dev.local_s3 import LocalS3Server
 from notif_export.dev.simulator import Simulator
 from notif_export.lib.contract import MESSAGES
 from notif_export.lib.dagster_api import (
-    BACKFILL_TAG,
     CodeLocationError,
     DagsterApiError,
     finished_runs,
@@ -36,6 +34,7 @@ from notif_export.lib.dagster_api import (
     sensor_has_ticked,
 )
 from notif_export.lib.hours import describe_hours
+from notif_export.lib.run_status import BACKFILL_TAG, SYNC_JOB_NAME
 from notif_export.lib.settings import PROJECT_DIR, IntakeSettings, Settings
 from notif_export.lib.source import SourceDatabase
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import requests
 
 LOCATION = "notif_export"  # workspace.yaml's location_name
-BACKFILL_TAG = "dagster/backfill"
 # A backfill's statuses (Dagster's BulkActionStatus) while it runs, and when it ended well.
 BACKFILL_RUNNING = ("REQUESTED", "CANCELING", "FAILING")
 BACKFILL_SUCCEEDED = ("COMPLETED", "COMPLETED_SUCCESS")

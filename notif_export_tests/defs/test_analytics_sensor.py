@@ -4,6 +4,7 @@ build_sensor_context against an instance holding the real sync runs."""
 from datetime import timedelta
 
 import dagster as dg
+import pytest
 
 from notif_export.definitions import build_definitions
 from notif_export.defs.sync.sensors import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
@@ -46,6 +47,7 @@ def test_one_build_after_all_runs_of_a_sync_tick(source, env, instance):
     assert not again.run_requests and again.cursor is None  # nothing new: cursor unchanged
 
 
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)  # a failed run, whatever the source
 def test_no_build_when_every_run_of_the_tick_failed(source, env, instance):
     defs = build_definitions(env)
     tags = {SYNC_TICK_TAG: "20261120T123000.000000", SYNC_TICK_RUNS_TAG: "1"}

@@ -147,6 +147,7 @@ def test_unreachable_database_is_named_without_its_password(tmp_path, bucket, aw
     assert list_keys(s3, bucket) == []
 
 
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)  # a failed run, whatever the source
 def test_unreachable_s3_fails_and_leaves_the_database_alone(traffic, source_url, bucket, aws_env):
     env = export_env(source_url, bucket, {**aws_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
     result = materialize(env, [HOURS[0]], selection=["messages"], raise_on_error=False)

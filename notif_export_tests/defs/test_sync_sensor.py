@@ -143,6 +143,7 @@ def test_data_points_removed_added_and_re_enabled(source, env, instance, s3, buc
     assert hours_of(sync.tick()) == {"messages": [hour_key(h1), hour_key(h2)]}
 
 
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)  # a failed run, whatever the source
 def test_failed_run_hours_are_requested_again(source, env, instance, s3, bucket):
     sync = Sync(instance, env)
     sync.tick()

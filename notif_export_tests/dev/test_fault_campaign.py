@@ -16,7 +16,7 @@ def test_nothing_is_lost_under_faults(tmp_path, pg_url, s3_server, bucket, capsy
     with capsys.disabled():
         print(f"\nfault campaign seed {SEED} (replay: bench/fault_campaign.py --seed {SEED})")
     result = Campaign(tmp_path, pg_url, s3_server, bucket, SEED).run(
-        fault_seconds=60, settle_timeout=240)
+        fault_seconds=45, settle_timeout=240)
     with capsys.disabled():
         print(result.table())
     assert set(result.faults) == set(FAULT_KINDS)

@@ -4,8 +4,8 @@
 import dagster as dg
 
 from notif_export.lib import run_status
+from notif_export.lib.run_status import BACKFILL_TAG, SYNC_JOB_NAME  # noqa: F401 (the areas import them here)
 
-SYNC_JOB_NAME = "sync_dirty_hours"
 JSON_JOB_NAME = "sync_json_objects"  # the JSON objects assets; the sync selects one data point's
 RECONCILE_CHECK_NAME = "bucket_matches_source"
 SYNC_RUN_TAG = "notif_export/sync_run"
@@ -15,7 +15,6 @@ SYNC_TICK_TAG = "notif_export/sync_tick"
 SYNC_TICK_RUNS_TAG = "notif_export/sync_tick_runs"
 DATA_POINT_TAG = "notif_export/data_point"
 HOURS_TAG = "notif_export/hours"
-BACKFILL_TAG = "dagster/backfill"  # set by Dagster on every run of a backfill: its id
 MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring fails a run that runs longer (seconds)
 
 # Dagster concurrency pools; their limits are the instance's (`dagster instance concurrency set
