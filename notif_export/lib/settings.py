@@ -9,7 +9,6 @@ values into Dagster resources. Nothing reads the environment anywhere else.
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from notif_export.lib.hours import HOUR_KEY_FORMAT, HourError, parse_hour
 from notif_export.lib.json_objects import VARIABLES as JSON_VARIABLES
 from notif_export.lib.json_objects import JsonDestination, KeyTemplateWarning
 from notif_export.lib.sync import ColdCadence
+from notif_export.lib.workers import usable_cpus
 
 # The checkout this package runs from: the local state (`.notif_export/`), dbt_project/ and the
 # Dagster workspace live there, so every command finds them whatever the current folder.
@@ -154,7 +154,7 @@ class Settings:
     dagster_url: str = DEFAULT_DAGSTER_URL
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     # Hours a run exports at once, each in its own process (lib/export_pool.py).
-    export_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    export_processes: int = field(default_factory=usable_cpus)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], now: datetime | None = None) -> Settings:
@@ -221,7 +221,7 @@ class Settings:
             dagster_url=checked(validate_endpoint, env.get("NOTIF_EXPORT_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
                                 "NOTIF_EXPORT_DAGSTER_URL"),
             intake=intake,
-            export_processes=checked(_positive_int, env, "NOTIF_EXPORT_EXPORT_PROCESSES", os.cpu_count() or 1,
+            export_processes=checked(_positive_int, env, "NOTIF_EXPORT_EXPORT_PROCESSES", usable_cpus(),
                                      "processes"),
         )
         values.update(checked(validate_cold_cadence, env, values["sync_interval_seconds"]) or {})
