@@ -136,6 +136,9 @@ class Campaign:
         instance = yaml.safe_load((PROJECT_DIR / "deploy" / "dagster.yaml").read_text())
         instance["run_monitoring"]["poll_interval_seconds"] = 5  # the documented instance, quicker to notice
         (self.home / "dagster.yaml").write_text(yaml.safe_dump(instance))
+        # The instance's storage, created before the daemon starts: reading a fresh SQLite storage
+        # while the daemon creates it can stamp its schema twice (two alembic heads).
+        dg.DagsterInstance.from_config(str(self.home)).dispose()
         self.s3_proxy.start()
         self.pg_proxy.start()
         self.source.init_schema()
@@ -186,6 +189,18 @@ class Campaign:
                  "payload": '{"blob": "' + base64.b64encode(self.random.randbytes(BIG_ROW_BYTES)).decode() + '"}'}
                 for i in range(BIG_ROWS)])
             conn.commit()
+
+    def wait_for_first_sync_tick(self, timeout: float = 180) -> None:
+        """Until the sync has ticked once: a data point's sync starts from its first tick (forward
+        only), so faults before it (a database outage first of all) would leave it nothing to do."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with dg.DagsterInstance.from_config(str(self.home)) as instance:
+                if any(state.name == "sync" and state.instigator_data and state.instigator_data.cursor
+                       for state in instance.all_instigator_state()):
+                    return
+            time.sleep(1)
+        raise RuntimeError(f"the sync did not tick within {timeout:.0f} s; see {self.workdir / 'daemon.log'}")
 
     # Faults.
     def later(self, seconds: float, action: Callable[[], None]) -> None:
@@ -331,6 +346,7 @@ class Campaign:
             self.start_daemon()
             self.start_traffic()
             self.add_big_requests()
+            self.wait_for_first_sync_tick()
             started = time.monotonic()
             # Every kind once, in a seeded order, then seeded random kinds until the time is up.
             # The kinds that last a minute or more start first: the others run meanwhile instead
