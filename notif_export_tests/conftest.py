@@ -63,6 +63,8 @@ def pytest_collection_modifyitems(items):
         share += others[:take]
         others = others[take:]
     items[:] = [item for share in shares for item in share] + others
+
+
 def pytest_terminal_summary(terminalreporter):
     # Read from the skip reports, which reach the controlling process also when pytest-xdist's
     # workers ran the tests.

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql, sqlite
 
 from notif_export.lib.contract import MESSAGES
@@ -391,6 +390,10 @@ def _copy_batch(conn: sa.Connection, batch: Batch) -> None:
 
 def _copy_rows(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     """`rows` (dicts by column name, the JSON columns as Python values) into `table`."""
+    # Here, not at import: every `notif-export` command imports this module, and the connection's
+    # driver has loaded psycopg already.
+    from psycopg.types.json import Jsonb
+
     if not rows:
         return
     json_columns = {c.name for c in table.c if isinstance(c.type, sa.JSON)}
@@ -399,8 +402,8 @@ def _copy_rows(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     with conn.connection.driver_connection.cursor() as cursor, \
             cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([Jsonb(row[n]) if n in json_columns and row.get(n) is not None else row.get(n)
-                            for n in names])
+            values = [row.get(n) for n in names]
+            copy.write_row([Jsonb(v) if v is not None and n in json_columns else v for n, v in zip(names, values)])
 
 
 def _chunks(rows: list, size: int) -> Iterator[list]:

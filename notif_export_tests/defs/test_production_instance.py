@@ -13,11 +13,12 @@ import dagster as dg
 import pytest
 import yaml
 
-from notif_export.defs.shared.runs import SOURCE_POOL, SYNC_JOB_NAME
+from notif_export.defs.shared.runs import SOURCE_POOL
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import hour_key
+from notif_export.lib.run_status import SYNC_JOB_NAME
 from notif_export.lib.settings import PROJECT_DIR
 from notif_export.lib.source import SourceDatabase
 from notif_export_tests.conftest import NOW, fresh_pg_database, list_keys

@@ -4,12 +4,12 @@ import dagster as dg
 
 from notif_export.defs.shared.runs import (
     RECONCILE_CHECK_NAME,
-    SYNC_JOB_NAME,
     SYNC_TICK_RUNS_TAG,
     SYNC_TICK_TAG,
     UNFINISHED,
 )
 from notif_export.lib.analytics import ready_sync_ticks
+from notif_export.lib.run_status import SYNC_JOB_NAME
 
 RECENT_SYNC_RUNS = 500  # far more than the runs of the ticks a sensor interval can leave pending
 

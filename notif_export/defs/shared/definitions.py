@@ -7,7 +7,7 @@ from notif_export.lib.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    # Every run of this code location is one step (an export of many hours spreads over its own
-    # worker processes, lib/export_pool.py): running that step in the run's own process saves
-    # starting a second Python process, with Dagster and the exporter, for every run.
+    # A run's steps run in the run's own process, one after another: most runs are one step, and
+    # a step of many hours spreads them over its own worker processes (lib/export_pool.py), so
+    # a second Python process per step (Dagster and the exporter, started again) bought nothing.
     return dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor)

@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
-from notif_export.defs.shared.runs import BACKFILL_TAG
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.export import HourExport, rewrite_hour
 from notif_export.lib.export_pool import ExportTarget, rewrite_hours_in_processes
 from notif_export.lib.hours import hour_key
+from notif_export.lib.run_status import BACKFILL_TAG
 
 
 def hour_metadata(result: HourExport) -> dict[str, dg.MetadataValue]:

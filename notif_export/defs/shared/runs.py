@@ -4,7 +4,6 @@
 import dagster as dg
 
 from notif_export.lib import run_status
-from notif_export.lib.run_status import BACKFILL_TAG, SYNC_JOB_NAME  # noqa: F401 (the areas import them here)
 
 JSON_JOB_NAME = "sync_json_objects"  # the JSON objects assets; the sync selects one data point's
 RECONCILE_CHECK_NAME = "bucket_matches_source"

@@ -8,9 +8,10 @@ from pydantic import field_validator
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
 from notif_export.defs.shared.retries import export_retry_policy, retried_if_transient
 from notif_export.defs.shared.rewrite_hours import rewrite_and_record_hours, run_cutoff
-from notif_export.defs.shared.runs import SOURCE_POOL, SYNC_JOB_NAME
+from notif_export.defs.shared.runs import SOURCE_POOL
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.hours import parse_hour
+from notif_export.lib.run_status import SYNC_JOB_NAME
 from notif_export.lib.settings import Settings, validate_data_points
 
 
