@@ -268,7 +268,7 @@ def cmd_intake_serve(args: argparse.Namespace) -> None:
     from notif_export.intake.app import serve  # the web stack only for this command
 
     config = _settings()
-    serve(config.intake, config.source_url, args.host, args.port)
+    serve(config, args.host, args.port)
 
 
 def cmd_intake_env(args: argparse.Namespace) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import uvicorn
@@ -19,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from uvicorn.supervisors import Multiprocess
 
 from notif_export.intake import auth
 from notif_export.intake.calls import Call, error_body
@@ -29,8 +32,10 @@ from notif_export.intake.schemas import (
     problem,
 )
 from notif_export.intake.writer import Writer
-from notif_export.lib.settings import IntakeSettings
+from notif_export.lib.execution_model import create_schedule
+from notif_export.lib.settings import IntakeSettings, Settings
 from notif_export.lib.source import SourceDatabase
+from notif_export.lib.workers import die_with_parent
 
 DEFAULT_PORT = 8080
 
@@ -56,7 +61,8 @@ def _text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def build_app(settings: IntakeSettings, source: SourceDatabase) -> Starlette:
+def build_app(settings: IntakeSettings, source: SourceDatabase,
+              on_stop: Callable[[], None] | None = None) -> Starlette:
     writer = Writer(source, settings.workspace_key)
     document = openapi_document()
 
@@ -123,6 +129,8 @@ def build_app(settings: IntakeSettings, source: SourceDatabase) -> Starlette:
             yield
         finally:
             writer.stop()
+            if on_stop:
+                on_stop()
 
     return Starlette(routes=[
         Route("/trigger/", trigger, methods=["POST"]),
@@ -152,18 +160,36 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(settings: IntakeSettings, source_url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+def app_from_environment() -> Starlette:
+    """The app of one of several service processes (uvicorn's workers, each a spawned process
+    that builds its app from the settings in its environment, the parent's)."""
+    die_with_parent()
+    settings = Settings.from_env(os.environ)
+    source = SourceDatabase(settings.source_url)
+    return build_app(settings.intake, source, on_stop=source.dispose)
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     """Run the service until SIGINT/SIGTERM (uvicorn's own handlers: it finishes the calls in flight)."""
-    settings.require()
-    source = SourceDatabase(source_url)
+    settings.intake.require()
+    source = SourceDatabase(settings.source_url)
+    # The schema and the status-change schedule, once, before several processes could race to create them.
     source.init_schema()
+    create_schedule(source)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    processes = settings.intake_processes
     print(f"intake service on http://{host}:{port} (POST /trigger/, /event/, /v2/event/, /v2/bulk/event/; "
-          f"GET /openapi.json), recording into {source.display_url}; Ctrl-C stops", flush=True)
+          f"GET /openapi.json), recording into {source.display_url}, {processes} process"
+          f"{'es' if processes > 1 else ''}; Ctrl-C stops", flush=True)
+    # No access log: one line per call is noise at 1,000 calls/s, and headers are never logged.
+    options = dict(host=host, port=port, log_level="warning", access_log=False)
     try:
-        # No access log: one line per call is noise at 1,000 calls/s, and headers are never logged.
-        config = uvicorn.Config(build_app(settings, source), host=host, port=port, log_level="warning",
-                                access_log=False)
-        _Server(config).run()
+        if processes == 1:
+            _Server(uvicorn.Config(build_app(settings.intake, source), **options)).run()
+            return
+        # Several processes: the interpreter lock holds one near 1,000 triggers/s. uvicorn's
+        # supervisor binds the socket once, spawns the workers on it and stops them on a signal.
+        config = uvicorn.Config(f"{__name__}:app_from_environment", factory=True, workers=processes, **options)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         source.dispose()

@@ -5,7 +5,8 @@ writer takes every call waiting and writes them in one transaction (each call's 
 together with what its workflow writes, so that a call is in the source entirely or not at
 all), then answers them all. Under load a commit carries hundreds of calls; alone, a call is
 committed at once. Another thread applies the execution model's due status changes
-(`ExecutionModel.advance`) every second, as the live simulator does.
+(`ExecutionModel.advance`) every second, as the live simulator does; with several service
+processes, each one's advancer takes the due changes no other holds.
 
 Idempotency: a call whose `$idempotency_key` is already in the source (the source keeps one
 `requests` row per key) gets the first call's answer and starts nothing; when two writers take

@@ -14,11 +14,12 @@ Shared by the simulator (`notif_export.dev.simulator`, made-up traffic) and the 
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -64,7 +65,6 @@ FAILURE_REASONS = {
     "androidpush": ["token expired"], "iospush": ["BadDeviceToken"], "webpush": ["subscription gone"],
     "slack": ["channel_not_found"], "ms_teams": ["webhook disabled"], "inbox": ["subscriber not found"],
 }
-
 
 
 # The simulator's scheduling state, in its own table: each message's next status change and the
@@ -288,6 +288,9 @@ class ExecutionModel:
             .where(schedule.c.next_event_at <= self.source._param(now))
             .order_by(schedule.c.next_event_at)
             .limit(limit)
+            # Several advancers at once (one per intake process) each take due rows no other holds;
+            # SQLite has no row locks and one writer at a time anyway.
+            .with_for_update(skip_locked=True)
         )
         changed = 0
         with self.source.connect() as conn:
@@ -313,24 +316,19 @@ class ExecutionModel:
             # One statement per set of changed columns, each for many rows; rows found through
             # the source's unique index on the message_key.
             for columns, rows in groups.items():
-                stmt = (
-                    table.update()
-                    .where(*_message_key_is_bound(table))
-                    .values({c: sa.bindparam(c) for c in columns})
-                )
-                conn.execute(stmt, rows)
+                _update_rows(conn, table, _message_key, columns, rows)
                 changed += len(rows)
             if rescheduled:
-                conn.execute(
-                    schedule.update().where(*_schedule_key_is_bound()).values(
-                        next_event_at=sa.bindparam("next_event_at"), pending_events=sa.bindparam("pending_events")),
-                    rescheduled,
-                )
+                _update_rows(conn, schedule, _schedule_key_of, ("next_event_at", "pending_events"), rescheduled)
             if finished:
-                conn.execute(schedule.delete().where(*_schedule_key_is_bound()), finished)
+                _delete_rows(conn, schedule, _schedule_key_of, finished)
             conn.commit()
         return changed
 
+
+def create_schedule(source: SourceDatabase) -> None:
+    """The status-change table, before several processes write to it (creating it at once would race)."""
+    schedule_metadata.create_all(source.engine)
 
 
 def _schedule_key(row: dict) -> dict:
@@ -341,20 +339,63 @@ def _schedule_key(row: dict) -> dict:
             "channel_value": row["channel_value"] if row["channel_value"] is not None else ""}
 
 
-def _message_key_is_bound(table: sa.Table) -> list:
-    """The message whose key is in the k_* parameters, in the unique index's own expressions
+def _message_key(table: sa.Table, key: Mapping[str, sa.ColumnElement]) -> list:
+    """The message whose key is in `key` (k_* values), in the unique index's own expressions
     (the '' a literal, as in the index, so that the planner uses it)."""
     return [
-        sa.func.coalesce(table.c.wf_execution_id, table.c.broadcast_execution_id) == sa.bindparam("k_execution_id"),
-        table.c.recipient_distinct_id == sa.bindparam("k_recipient_distinct_id"),
-        table.c.node_id == sa.bindparam("k_node_id"),
-        table.c.channel_slug == sa.bindparam("k_channel_slug"),
-        sa.func.coalesce(table.c.channel_value, sa.literal_column("''")) == sa.bindparam("k_channel_value"),
+        sa.func.coalesce(table.c.wf_execution_id, table.c.broadcast_execution_id) == key["k_execution_id"],
+        table.c.recipient_distinct_id == key["k_recipient_distinct_id"],
+        table.c.node_id == key["k_node_id"],
+        table.c.channel_slug == key["k_channel_slug"],
+        sa.func.coalesce(table.c.channel_value, sa.literal_column("''")) == key["k_channel_value"],
     ]
 
 
-def _schedule_key_is_bound() -> list:
-    return [schedule_table.c[c] == sa.bindparam(f"k_{c}") for c in SCHEDULE_KEY]
+def _schedule_key_of(table: sa.Table, key: Mapping[str, sa.ColumnElement]) -> list:
+    return [table.c[c] == key[f"k_{c}"] for c in SCHEDULE_KEY]
+
+
+KeyOf = Callable[[sa.Table, Mapping[str, sa.ColumnElement]], list]
+
+
+def _update_rows(conn: sa.Connection, table: sa.Table, key_of: KeyOf, columns: Sequence[str],
+                 rows: list[dict]) -> None:
+    """Set `columns` of each row found by `key_of` from `rows` (k_* keys and the new values)."""
+    if conn.dialect.name != "postgresql":
+        binds = _Binds()
+        conn.execute(table.update().where(*key_of(table, binds)).values({c: sa.bindparam(c) for c in columns}), rows)
+        return
+    values = _recordset(table, columns)
+    conn.execute(table.update().where(*key_of(table, values.c)).values({c: values.c[c] for c in columns}),
+                 {"rows": _json_rows(rows)})
+
+
+def _delete_rows(conn: sa.Connection, table: sa.Table, key_of: KeyOf, keys: list[dict]) -> None:
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.delete().where(*key_of(table, _Binds())), keys)
+        return
+    conn.execute(table.delete().where(*key_of(table, _recordset(table, ()).c)), {"rows": _json_rows(keys)})
+
+
+class _Binds(dict):
+    """A bound parameter for any name: an executemany's values, row by row."""
+
+    def __missing__(self, name: str) -> sa.BindParameter:
+        return sa.bindparam(name)
+
+
+def _recordset(table: sa.Table, columns: Sequence[str]) -> sa.TableValuedAlias:
+    """PostgreSQL: the rows of one JSON array parameter as a table (the k_* keys as text, `columns`
+    typed as in `table`): one statement for all of them, where an executemany is a statement per
+    row (on the server, and in Python for SQLAlchemy and the driver)."""
+    return (sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSONB))
+            .table_valued(*(sa.column(f"k_{c}", sa.Text) for c in SCHEDULE_KEY),
+                          *(sa.column(c, table.c[c].type) for c in columns))
+            .render_derived(name="v", with_types=True))
+
+
+def _json_rows(rows: list[dict]) -> str:
+    return json.dumps(rows, default=datetime.isoformat)
 
 
 def _schedule_upsert(dialect: str) -> sa.Insert:
@@ -382,10 +423,18 @@ def _copy_batch(conn: sa.Connection, batch: Batch) -> None:
     for name, table in TABLES.items():
         _copy_rows(conn, table, getattr(batch, name))
     if batch.schedule:
-        rows = sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSONB)) \
-            .table_valued(*(sa.column(c.name, c.type) for c in schedule_table.c)).render_derived(with_types=True)
-        upsert = _schedule_upsert("postgresql").from_select([c.name for c in schedule_table.c], sa.select(rows))
-        conn.execute(upsert, {"rows": json.dumps(batch.schedule, default=datetime.isoformat)})
+        with conn.connection.driver_connection.cursor() as cursor:
+            cursor.execute(_schedule_upsert_sql(), {"rows": _json_rows(batch.schedule)})
+
+
+@functools.cache
+def _schedule_upsert_sql() -> str:
+    """The schedule's upsert over one JSON array of its rows, compiled once: built and compiled
+    at every commit, it cost the intake more than the COPYs."""
+    rows = sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSONB)) \
+        .table_valued(*(sa.column(c.name, c.type) for c in schedule_table.c)).render_derived(with_types=True)
+    upsert = _schedule_upsert("postgresql").from_select([c.name for c in schedule_table.c], sa.select(rows))
+    return str(upsert.compile(dialect=postgresql.psycopg.dialect()))
 
 
 def _copy_rows(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:

@@ -153,6 +153,9 @@ class Settings:
     dbt: DbtSettings = field(default_factory=DbtSettings)
     dagster_url: str = DEFAULT_DAGSTER_URL
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+    # The intake service's processes (uvicorn's workers sharing one socket): one interpreter lock
+    # holds one process near 1,000 triggers/s. SQLite takes one writer at a time: one process.
+    intake_processes: int = 1
     # Hours a run exports at once, each in its own process (lib/export_pool.py).
     export_processes: int = field(default_factory=usable_cpus)
 
@@ -224,6 +227,7 @@ class Settings:
             export_processes=checked(_positive_int, env, "NOTIF_EXPORT_EXPORT_PROCESSES", usable_cpus(),
                                      "processes"),
         )
+        values["intake_processes"] = checked(validate_intake_processes, env, values["source_url"])
         values.update(checked(validate_cold_cadence, env, values["sync_interval_seconds"]) or {})
         if problems:
             raise SettingsError("invalid settings:\n- " + "\n- ".join(problems))
@@ -349,6 +353,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, unit: str = "
     if value < 1:
         raise SettingsError(f"{name}={raw!r} must be a whole number of {unit}, at least 1")
     return value
+
+
+def validate_intake_processes(env: Mapping[str, str], source_url: str) -> int:
+    """The CPUs this process may use on PostgreSQL, 1 on SQLite (more there would only queue on its lock)."""
+    sqlite = source_url.startswith("sqlite")
+    processes = _positive_int(env, "NOTIF_EXPORT_INTAKE_PROCESSES", 1 if sqlite else usable_cpus(), "processes")
+    if sqlite and processes > 1:
+        raise SettingsError(f"NOTIF_EXPORT_INTAKE_PROCESSES={processes} needs a PostgreSQL source: SQLite takes one "
+                            "writer at a time, so the intake runs one process on it; set it to 1 or unset it")
+    return processes
 
 
 def validate_cold_cadence(env: Mapping[str, str], interval: int | None) -> dict[str, int | None]:

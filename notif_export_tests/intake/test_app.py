@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
+import psutil
 import pytest
 import requests
 import schemathesis
@@ -52,7 +53,10 @@ BEARER = {"Authorization": f"Bearer {KEYS.api_key}"}
 
 
 def intake_env(source_url: str) -> dict[str, str]:
+    # On PostgreSQL, two service processes whatever this machine's CPUs: the SDK tests, concurrent
+    # clients and the way to the bucket cover calls spread over processes.
     return {**os.environ, "NOTIF_EXPORT_SOURCE_URL": source_url, "PYTHONPATH": str(PROJECT_DIR),
+            "NOTIF_EXPORT_INTAKE_PROCESSES": "2" if source_url.startswith("postgresql") else "1",
             **{variable: getattr(KEYS, name) for name, variable in IntakeSettings.VARIABLES.items()}}
 
 
@@ -80,8 +84,11 @@ class IntakeProcess:
 
     def stop(self) -> str:
         if self.output is None:
+            workers = psutil.Process(self.proc.pid).children(recursive=True)
             self.proc.terminate()
             self.output, _ = self.proc.communicate(timeout=15)
+            _, running = psutil.wait_procs(workers, timeout=5)
+            assert not running, f"service processes outlived the service: {running}"
         return self.output
 
 

@@ -54,6 +54,8 @@ def test_values_are_normalized():
         ("AWS_ENDPOINT_URL", "http://minio.internal:9000", "HTTPS is required"),
         ("AWS_ENDPOINT_URL_STS", "http://sts.internal", "HTTPS is required"),
         ("NOTIF_EXPORT_DBT_TARGET", "snowflake", "use one of: duckdb, bigquery, athena"),
+        ("NOTIF_EXPORT_INTAKE_PROCESSES", "none", "whole number of processes"),
+        ("NOTIF_EXPORT_INTAKE_PROCESSES", "2", "needs a PostgreSQL source"),  # the default source is SQLite
     ],
 )
 def test_bad_value_names_the_setting_and_the_fix(name, value, says):
