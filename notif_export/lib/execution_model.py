@@ -420,11 +420,14 @@ def _copy_batch(conn: sa.Connection, batch: Batch) -> None:
     """The batch through PostgreSQL's COPY, in the connection's transaction: a statement per
     table, where an executemany costs PostgreSQL (and the caller, in Python) one INSERT per row.
     The schedule is an upsert: one statement over all its rows, passed as one JSON array."""
+    if not conn.in_transaction():
+        # The COPYs go through the driver: without a transaction of SQLAlchemy's, the caller's
+        # commit would do nothing, and the rows would be rolled back when the connection closes.
+        conn.begin()
     for name, table in TABLES.items():
         _copy_rows(conn, table, getattr(batch, name))
     if batch.schedule:
-        with conn.connection.driver_connection.cursor() as cursor:
-            cursor.execute(_schedule_upsert_sql(), {"rows": _json_rows(batch.schedule)})
+        conn.exec_driver_sql(_schedule_upsert_sql(), {"rows": _json_rows(batch.schedule)})
 
 
 @functools.cache

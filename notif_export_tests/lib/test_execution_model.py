@@ -71,3 +71,19 @@ def test_advancers_at_once_apply_each_change_once_as_one_advancer_does(pg_url):
         assert one[1], "some changes must still be to come"
     finally:
         source.dispose()
+
+
+def test_every_write_is_committed_also_one_made_only_of_copies(source):
+    """On PostgreSQL the rows go in through COPY on the driver's connection: a batch with no
+    status change to schedule (nothing through SQLAlchemy) must be committed all the same."""
+    model = ExecutionModel(source, random.Random(5), WORKSPACE_KEY)
+    batches = [Batch(), Batch()]
+    for n, batch in enumerate(batches):
+        model.execution(batch, f"exec-{n}", f"user_{n}", "default", f"key-{n}", "password-reset", {},
+                        TRIGGERED_AT, TRIGGERED_AT)
+        if n:
+            batch.schedule.clear()  # the second batch: its rows only
+        model.write(batch)
+    with source.connect() as conn:
+        written = conn.execute(sa.select(sa.func.count()).select_from(TABLES["workflow_executions"])).scalar()
+    assert written == sum(len(b.workflow_executions) for b in batches) > 0
