@@ -214,21 +214,11 @@ def dirty_hours(
     retried: set[str] = set()
     if state.disabled_since is not None:
         state.disabled_since, state.enabled_since = None, _iso(now)
-    for run_key, outcome in list(run_outcomes.items()):
-        requested = _dt(state.requested_at.get(run_key))
-        if outcome == "missing" and requested is not None and now - requested > run_timeout:
-            outcome = "lost"
-        if outcome in ("pending", "missing"):
-            continue
+    for run_key, retry in finished_runs(state.requested_at, run_outcomes, now, run_timeout):
         hours = state.pending.pop(run_key, [])
-        state.requested_at.pop(run_key, None)
-        if outcome in ("failure", "lost"):
+        if retry:
             retried.update(hours)
-        if outcome == "failure":
-            reasons.update({h: f"retry: run {run_key} did not succeed" for h in hours})
-        elif outcome == "lost":
-            reasons.update({h: f"retry: run {run_key} never appeared in the instance within "
-                               f"{int(run_timeout.total_seconds())}s of its request" for h in hours})
+            reasons.update({h: retry for h in hours})
 
     position = _dt(state.position)
     for created, updated in rows:
@@ -252,6 +242,26 @@ def dirty_hours(
                       [h for h in late if first_hour <= h <= hour_key(now)])
 
 
+def finished_runs(requested_at: dict[str, str], run_outcomes: dict[str, str], now: datetime,
+                  run_timeout: timedelta) -> list[tuple[str, str | None]]:
+    """The runs that ended since the last tick, each with why its work is requested again (None:
+    it succeeded), dropped from `requested_at`. A run still missing from the instance
+    `run_timeout` after its request is lost; until then it may only be slow to appear."""
+    finished = []
+    for run_key, outcome in run_outcomes.items():
+        requested = _dt(requested_at.get(run_key))
+        if outcome == "missing" and requested is not None and now - requested > run_timeout:
+            outcome = "lost"
+        if outcome in ("pending", "missing"):
+            continue
+        requested_at.pop(run_key, None)
+        retry = {"failure": f"retry: run {run_key} did not succeed",
+                 "lost": f"retry: run {run_key} never appeared in the instance within "
+                         f"{int(run_timeout.total_seconds())}s of its request"}.get(outcome)
+        finished.append((run_key, retry))
+    return finished
+
+
 def defer_cold_hours(state: DataPointState, reasons: dict[str, str], retried: set[str],
                      cold: ColdCadence | None, now: datetime) -> list[str]:
     """Move the cold hours of `reasons` (but retries) to `state.deferred`; when the cadence is
@@ -273,7 +283,6 @@ def defer_cold_hours(state: DataPointState, reasons: dict[str, str], retried: se
     for hour in reasons:  # rewritten now with its latest state: nothing left to defer
         state.deferred.pop(hour, None)
     return [h for h in newly_deferred if h in state.deferred]
-
 
 
 @dataclass(frozen=True)
@@ -326,19 +335,11 @@ def object_windows(
         dirty = dirty_hours(state, scan or Scan(None, []), {}, overlap, enabled, "", now, run_timeout)
         return ObjectTick([], ObjectState.of(dirty.state))
     windows = []
-    for run_key, outcome in run_outcomes.items():
-        requested = _dt(state.requested_at.get(run_key))
-        if outcome == "missing" and requested is not None and now - requested > run_timeout:
-            outcome = "lost"
-        if outcome in ("pending", "missing"):
-            continue
+    for run_key, retry in finished_runs(state.requested_at, run_outcomes, now, run_timeout):
         state.pending.pop(run_key, None)
-        state.requested_at.pop(run_key, None)
         retried = [ObjectWindow.from_dict(w) for w in state.windows.pop(run_key, [])]
-        if outcome in ("failure", "lost"):
-            why = (f"retry: run {run_key} did not succeed" if outcome == "failure" else
-                   f"retry: run {run_key} never appeared in the instance within {int(run_timeout.total_seconds())}s")
-            windows += [ObjectWindow(w.after, w.until, w.late_after, w.late_hours, why) for w in retried]
+        if retry:
+            windows += [ObjectWindow(w.after, w.until, w.late_after, w.late_hours, retry) for w in retried]
     after = _dt(state.position)
     dirty = dirty_hours(state, scan, {}, overlap, True, "", now, run_timeout)
     until = _dt(dirty.state.position)

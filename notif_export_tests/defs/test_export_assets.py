@@ -1,5 +1,6 @@
 """The export assets through real Dagster runs, the real local S3 server and both databases."""
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -8,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
+from notif_export.defs.shared import rewrite_hours as rewrite_hours_module
 from notif_export.defs.shared.resources import DestinationResource
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.contract import DATA_POINTS
@@ -164,6 +166,13 @@ def test_a_run_of_several_data_points_exports_them_as_of_one_cutoff(source, sour
     child in the bucket always has its parent there."""
     now = datetime.now(timezone.utc)
     hour = now.replace(minute=0, second=0, microsecond=0)
+    left = hour + timedelta(hours=1) - now
+    if left < timedelta(seconds=90):
+        # The run must begin while the hour still has rows to come: in its last seconds, the
+        # rows "created after the cutoff" would be created before the run begins.
+        time.sleep(left.total_seconds())
+        now = datetime.now(timezone.utc)
+        hour = now.replace(minute=0, second=0, microsecond=0)
     sim = Simulator(source, seed=13, mix=TrafficMix(requests_per_hour=20_000))
     late = now + timedelta(minutes=10)  # created "after the cutoff": still to come when the run starts
     sim.write(sim.traffic(max(hour, now - timedelta(minutes=5)), late, late))
@@ -183,7 +192,12 @@ def test_a_run_of_several_data_points_exports_them_as_of_one_cutoff(source, sour
     assert {r["wf_execution_id"] for r in files["messages"] if r["wf_execution_id"]} <= executions
 
 
-def test_hours_in_parallel_processes_write_what_the_serial_path_writes(traffic, source_url, bucket, aws_env, s3):
+def test_hours_in_parallel_processes_write_what_the_serial_path_writes(traffic, source_url, bucket, aws_env, s3,
+                                                                      monkeypatch):
+    # The first hour written in the run's process, the two others in worker processes (these
+    # small hours would otherwise all be written in turn; were the run's process held up for
+    # 5 ms before its first hour, all three would go to the workers, which this test takes too).
+    monkeypatch.setattr(rewrite_hours_module, "SERIAL_SECONDS", 0.005)
     files = {}
     for processes in ("1", "2"):
         for key in list_keys(s3, bucket):
