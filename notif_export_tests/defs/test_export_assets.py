@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from notif_export.definitions import build_definitions
-from notif_export.defs.shared import rewrite_hours as rewrite_hours_module
 from notif_export.defs.shared.resources import DestinationResource
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.contract import DATA_POINTS
@@ -192,12 +191,7 @@ def test_a_run_of_several_data_points_exports_them_as_of_one_cutoff(source, sour
     assert {r["wf_execution_id"] for r in files["messages"] if r["wf_execution_id"]} <= executions
 
 
-def test_hours_in_parallel_processes_write_what_the_serial_path_writes(traffic, source_url, bucket, aws_env, s3,
-                                                                      monkeypatch):
-    # The first hour written in the run's process, the two others in worker processes (these
-    # small hours would otherwise all be written in turn; were the run's process held up for
-    # 5 ms before its first hour, all three would go to the workers, which this test takes too).
-    monkeypatch.setattr(rewrite_hours_module, "SERIAL_SECONDS", 0.005)
+def test_hours_in_parallel_processes_write_what_the_serial_path_writes(traffic, source_url, bucket, aws_env, s3):
     files = {}
     for processes in ("1", "2"):
         for key in list_keys(s3, bucket):

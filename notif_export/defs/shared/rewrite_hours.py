@@ -3,7 +3,6 @@ sync run (scattered hours): rewrite each hour's file and describe it for Dagster
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
@@ -42,12 +41,6 @@ def run_cutoff(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> dat
     return record.create_timestamp if record else datetime.now(timezone.utc)
 
 
-# A worker process costs about a second to start (Python, pyarrow, boto3 and SQLAlchemy imported
-# anew), more than a small hour takes to write: a run's hours are written in its own process
-# until this long has passed, and only the hours left then are spread over worker processes.
-SERIAL_SECONDS = 2.0
-
-
 def rewrite_hours(
     context: dg.OpExecutionContext | dg.AssetExecutionContext,
     dp: DataPoint,
@@ -56,25 +49,15 @@ def rewrite_hours(
     destination: DestinationResource,
     created_before: datetime,
 ) -> list[HourExport]:
-    """Rewrite each hour's file (rows created before the cutoff), in hour order: in turn in this
-    process, sharing one database and one S3 client, while that is quick; the hours left after
-    `SERIAL_SECONDS` go to `source.export_processes` worker processes, several at once."""
+    """Rewrite each hour's file (rows created before the cutoff), in hour order: several hours
+    at once in `source.export_processes` worker processes, else in turn sharing one database and
+    one S3 client."""
     log, run_id = context.log, context.run.run_id
     hours = list(hours)
-    results: list[HourExport] = []
     db = source.open()
     try:
         db.check_schema()
-        s3 = None
-        serial_until = time.monotonic() + SERIAL_SECONDS
-        while hours and (source.export_processes == 1 or len(hours) == 1 or time.monotonic() < serial_until):
-            s3 = s3 or destination.connection.get_client()
-            hour = hours.pop(0)
-            result = rewrite_hour(db, s3, destination.destination, dp, hour, run_id=run_id,
-                                  created_before=created_before)
-            _log_hour(log, dp, hour, result)
-            results.append(result)
-        if hours:
+        if source.export_processes > 1 and len(hours) > 1:
             target = ExportTarget(source_url=source.url, access=destination.connection.access(),
                                   destination=destination.destination)
             done = {}
@@ -82,7 +65,14 @@ def rewrite_hours(
                                                            run_id, created_before):
                 _log_hour(log, dp, hour, result)
                 done[hour] = result
-            results += [done[hour] for hour in hours]
+            return [done[hour] for hour in hours]
+        s3 = destination.connection.get_client()
+        results = []
+        for hour in hours:
+            result = rewrite_hour(db, s3, destination.destination, dp, hour, run_id=run_id,
+                                  created_before=created_before)
+            _log_hour(log, dp, hour, result)
+            results.append(result)
         return results
     finally:
         db.dispose()
