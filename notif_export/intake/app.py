@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from uvicorn.server import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from notif_export.intake import auth
@@ -164,9 +165,14 @@ def app_from_environment() -> Starlette:
     """The app of one of several service processes (uvicorn's workers, each a spawned process
     that builds its app from the settings in its environment, the parent's)."""
     die_with_parent()
+    _log_to_stderr()
     settings = Settings.from_env(os.environ)
     source = SourceDatabase(settings.source_url)
     return build_app(settings.intake, source, on_stop=source.dispose)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
@@ -176,20 +182,25 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
     # The schema and the status-change schedule, once, before several processes could race to create them.
     source.init_schema()
     create_schedule(source)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_to_stderr()
     processes = settings.intake_processes
     print(f"intake service on http://{host}:{port} (POST /trigger/, /event/, /v2/event/, /v2/bulk/event/; "
           f"GET /openapi.json), recording into {source.display_url}, {processes} process"
           f"{'es' if processes > 1 else ''}; Ctrl-C stops", flush=True)
     # No access log: one line per call is noise at 1,000 calls/s, and headers are never logged.
     options = dict(host=host, port=port, log_level="warning", access_log=False)
-    try:
-        if processes == 1:
+    if processes == 1:
+        try:
             _Server(uvicorn.Config(build_app(settings.intake, source), **options)).run()
-            return
-        # Several processes: the interpreter lock holds one near 1,000 triggers/s. uvicorn's
-        # supervisor binds the socket once, spawns the workers on it and stops them on a signal.
-        config = uvicorn.Config(f"{__name__}:app_from_environment", factory=True, workers=processes, **options)
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-    finally:
-        source.dispose()
+        finally:
+            source.dispose()
+        return
+    source.dispose()  # the workers have their own connections
+    # Several processes: the interpreter lock holds one near 1,000 triggers/s. uvicorn's
+    # supervisor binds the socket once, spawns the workers on it and stops them on a signal.
+    config = uvicorn.Config(f"{__name__}:app_from_environment", factory=True, workers=processes, **options)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # A worker that could not start stops the supervisor, which then returns as if asked to stop.
+    if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+        raise SystemExit(STARTUP_FAILURE)

@@ -355,10 +355,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, unit: str = "
     return value
 
 
+# Each intake process holds three connections to the source (two writers and the status changes).
+MAX_DEFAULT_INTAKE_PROCESSES = 4
+
+
 def validate_intake_processes(env: Mapping[str, str], source_url: str) -> int:
-    """The CPUs this process may use on PostgreSQL, 1 on SQLite (more there would only queue on its lock)."""
+    """On PostgreSQL the CPUs this process may use, at most 4 unless set (a 64-core host would
+    otherwise open ~200 connections); 1 on SQLite (more there would only queue on its lock)."""
     sqlite = source_url.startswith("sqlite")
-    processes = _positive_int(env, "NOTIF_EXPORT_INTAKE_PROCESSES", 1 if sqlite else usable_cpus(), "processes")
+    default = 1 if sqlite else min(usable_cpus(), MAX_DEFAULT_INTAKE_PROCESSES)
+    processes = _positive_int(env, "NOTIF_EXPORT_INTAKE_PROCESSES", default, "processes")
     if sqlite and processes > 1:
         raise SettingsError(f"NOTIF_EXPORT_INTAKE_PROCESSES={processes} needs a PostgreSQL source: SQLite takes one "
                             "writer at a time, so the intake runs one process on it; set it to 1 or unset it")

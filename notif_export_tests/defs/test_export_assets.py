@@ -169,7 +169,7 @@ def test_a_run_of_several_data_points_exports_them_as_of_one_cutoff(source, sour
     if left < timedelta(seconds=90):
         # The run must begin while the hour still has rows to come: in its last seconds, the
         # rows "created after the cutoff" would be created before the run begins.
-        time.sleep(left.total_seconds())
+        time.sleep(left.total_seconds() + 1)
         now = datetime.now(timezone.utc)
         hour = now.replace(minute=0, second=0, microsecond=0)
     sim = Simulator(source, seed=13, mix=TrafficMix(requests_per_hour=20_000))

@@ -84,7 +84,10 @@ class IntakeProcess:
 
     def stop(self) -> str:
         if self.output is None:
-            workers = psutil.Process(self.proc.pid).children(recursive=True)
+            try:
+                workers = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:  # it ended at its start: its output says why
+                workers = []
             self.proc.terminate()
             self.output, _ = self.proc.communicate(timeout=15)
             _, running = psutil.wait_procs(workers, timeout=5)

@@ -53,20 +53,22 @@ def test_advancers_at_once_apply_each_change_once_as_one_advancer_does(pg_url):
         trigger_workflows(source)
         advancers = 4
         start = threading.Barrier(advancers)
-        changed: list[int] = []
+        changed: dict[int, int] = {}
 
-        def advance() -> None:
+        def advance(n: int) -> None:
             model = ExecutionModel(source, random.Random(), WORKSPACE_KEY)
             start.wait()
-            while n := model.advance(ADVANCED_TO, limit=40):  # small rounds, so that they interleave
-                changed.append(n)
+            while rows := model.advance(ADVANCED_TO, limit=40):  # small rounds, so that they interleave
+                changed[n] = changed.get(n, 0) + rows
 
-        threads = [threading.Thread(target=advance) for _ in range(advancers)]
+        threads = [threading.Thread(target=advance, args=(n,), daemon=True) for n in range(advancers)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(60)
-        assert changed_by_one > 100 and sum(changed) == changed_by_one
+        assert not any(thread.is_alive() for thread in threads)
+        assert changed_by_one > 100 and sum(changed.values()) == changed_by_one
+        assert len(changed) > 1, "the advancers took turns instead of working at once"
         assert state(source) == one
         assert one[1], "some changes must still be to come"
     finally:

@@ -30,6 +30,6 @@ def test_the_export_processes_default_to_the_usable_cpus():
 
 def test_the_intake_runs_a_process_per_usable_cpu_on_postgresql_and_one_on_sqlite():
     postgresql = {"NOTIF_EXPORT_SOURCE_URL": "postgresql+psycopg://127.0.0.1/source"}
-    assert Settings.from_env(postgresql).intake_processes == usable_cpus()
+    assert Settings.from_env(postgresql).intake_processes == min(usable_cpus(), 4)
     assert Settings.from_env({**postgresql, "NOTIF_EXPORT_INTAKE_PROCESSES": "3"}).intake_processes == 3
     assert Settings.from_env({}).intake_processes == 1
