@@ -30,6 +30,7 @@ import sqlalchemy as sa
 import yaml
 from botocore.exceptions import ClientError
 
+from notif_export.dev.dagster_instance import create_instance_storage, sync_cursor
 from notif_export.dev.fault_proxy import FaultProxy
 from notif_export.dev.local_s3 import LocalS3Server
 from notif_export.lib.bucket_access import BucketAccess
@@ -136,9 +137,7 @@ class Campaign:
         instance = yaml.safe_load((PROJECT_DIR / "deploy" / "dagster.yaml").read_text())
         instance["run_monitoring"]["poll_interval_seconds"] = 5  # the documented instance, quicker to notice
         (self.home / "dagster.yaml").write_text(yaml.safe_dump(instance))
-        # The instance's storage, created before the daemon starts: reading a fresh SQLite storage
-        # while the daemon creates it can stamp its schema twice (two alembic heads).
-        dg.DagsterInstance.from_config(str(self.home)).dispose()
+        create_instance_storage(self.home)
         self.s3_proxy.start()
         self.pg_proxy.start()
         self.source.init_schema()
@@ -195,10 +194,8 @@ class Campaign:
         only), so faults before it (a database outage first of all) would leave it nothing to do."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with dg.DagsterInstance.from_config(str(self.home)) as instance:
-                if any(state.name == "sync" and state.instigator_data and state.instigator_data.cursor
-                       for state in instance.all_instigator_state()):
-                    return
+            if sync_cursor(self.home):
+                return
             time.sleep(1)
         raise RuntimeError(f"the sync did not tick within {timeout:.0f} s; see {self.workdir / 'daemon.log'}")
 

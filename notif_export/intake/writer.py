@@ -27,7 +27,7 @@ import psycopg
 import sqlalchemy as sa
 
 from notif_export.intake.calls import Call, error_body
-from notif_export.lib.execution_model import Batch, ExecutionModel
+from notif_export.lib.execution_model import Batch, ExecutionModel, create_schedule
 from notif_export.lib.source import TABLES, SourceDatabase
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,9 @@ class Writer:
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        # The status-change table, committed before both threads use it (two threads creating it
-        # at once on PostgreSQL would race).
-        with self.source.connect() as conn:
-            self.model.create_schedule(conn)
-            conn.commit()
+        # The status-change table, before both threads use it (two threads creating it at once on
+        # PostgreSQL would race).
+        create_schedule(self.source)
         for thread in self._threads:
             thread.start()
         self._advancer.start()

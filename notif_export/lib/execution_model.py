@@ -385,13 +385,17 @@ class _Binds(dict):
 
 
 def _recordset(table: sa.Table, columns: Sequence[str]) -> sa.TableValuedAlias:
-    """PostgreSQL: the rows of one JSON array parameter as a table (the k_* keys as text, `columns`
-    typed as in `table`): one statement for all of them, where an executemany is a statement per
-    row (on the server, and in Python for SQLAlchemy and the driver)."""
+    """The rows' k_* keys as text and their `columns` typed as in `table`, as a JSON recordset."""
+    return _json_recordset(*(sa.column(f"k_{c}", sa.Text) for c in SCHEDULE_KEY),
+                           *(sa.column(c, table.c[c].type) for c in columns))
+
+
+def _json_recordset(*columns: sa.ColumnClause) -> sa.TableValuedAlias:
+    """PostgreSQL: the rows of one JSON array parameter (`rows`) as a table of `columns`: one
+    statement for all of them, where an executemany is a statement per row (on the server, and
+    in Python for SQLAlchemy and the driver)."""
     return (sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSONB))
-            .table_valued(*(sa.column(f"k_{c}", sa.Text) for c in SCHEDULE_KEY),
-                          *(sa.column(c, table.c[c].type) for c in columns))
-            .render_derived(name="v", with_types=True))
+            .table_valued(*columns).render_derived(name="v", with_types=True))
 
 
 def _json_rows(rows: list[dict]) -> str:
@@ -434,8 +438,7 @@ def _copy_batch(conn: sa.Connection, batch: Batch) -> None:
 def _schedule_upsert_sql() -> str:
     """The schedule's upsert over one JSON array of its rows, compiled once: built and compiled
     at every commit, it cost the intake more than the COPYs."""
-    rows = sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSONB)) \
-        .table_valued(*(sa.column(c.name, c.type) for c in schedule_table.c)).render_derived(with_types=True)
+    rows = _json_recordset(*(sa.column(c.name, c.type) for c in schedule_table.c))
     upsert = _schedule_upsert("postgresql").from_select([c.name for c in schedule_table.c], sa.select(rows))
     return str(upsert.compile(dialect=postgresql.psycopg.dialect()))
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from notif_export.defs.shared.runs import SOURCE_POOL
+from notif_export.dev.dagster_instance import sync_cursor
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.destination import Destination
@@ -23,7 +24,6 @@ from notif_export.lib.settings import PROJECT_DIR
 from notif_export.lib.source import SourceDatabase
 from notif_export_tests.conftest import NOW, fresh_pg_database, list_keys
 from notif_export_tests.defs.test_sync_daemon import (
-    sensor_cursor,
     start_daemon,
     stop_daemon,
     wait_for,
@@ -83,7 +83,7 @@ def test_sync_runs_wait_for_the_source_pool_on_a_postgres_instance(tmp_path, pg_
 
     daemon = start_daemon(env, log)
     try:
-        wait_for(lambda: sensor_cursor(home), 120, "first sync tick", log, daemon)
+        wait_for(lambda: sync_cursor(home), 120, "first sync tick", log, daemon)
         for name in DATA_POINTS:  # every data point changes: a run each
             touch(db, name, hours, NOW + timedelta(minutes=1))
         wait_for(lambda: list_keys(s3, bucket) == expected, 180, "the changed hours in the bucket", log, daemon)

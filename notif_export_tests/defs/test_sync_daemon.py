@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from notif_export.defs.shared.runs import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
+from notif_export.dev.dagster_instance import create_instance_storage, sync_cursor
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import hour_key
@@ -32,9 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
-    # Create the instance's storage before the daemon starts: a test reading the instance while the
-    # daemon creates a fresh SQLite storage can stamp its schema twice (two alembic heads).
-    dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
+    create_instance_storage(env["DAGSTER_HOME"])
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
@@ -62,14 +61,6 @@ def wait_for(check, timeout: float, what: str, log: Path, proc: subprocess.Popen
     raise AssertionError(f"no {what} (daemon exit code {proc.poll()}); daemon log:\n{log.read_text()[-4000:]}")
 
 
-def sensor_cursor(home: Path) -> str | None:
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        for state in instance.all_instigator_state():
-            if state.name == "sync" and state.instigator_data and state.instigator_data.cursor:
-                return state.instigator_data.cursor
-    return None
-
-
 def test_daemon_syncs_changes_made_while_it_was_stopped(tmp_path, s3, bucket, aws_env):
     db = SourceDatabase(f"sqlite:///{tmp_path / 'source.db'}")
     db.init_schema()
@@ -83,7 +74,7 @@ def test_daemon_syncs_changes_made_while_it_was_stopped(tmp_path, s3, bucket, aw
 
     daemon = start_daemon(env, log)
     try:
-        wait_for(lambda: sensor_cursor(home), 120, "first sync tick", log, daemon)
+        wait_for(lambda: sync_cursor(home), 120, "first sync tick", log, daemon)
     finally:
         stop_daemon(daemon)
     assert list_keys(s3, bucket) == []  # first setup exports nothing
