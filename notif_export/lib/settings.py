@@ -40,6 +40,7 @@ BIGQUERY_METHODS = ("oauth", "service-account", "oauth-secrets")
 DEFAULT_REGION = "us-east-1"
 DEFAULT_SYNC_INTERVAL_SECONDS = 300
 DEFAULT_SYNC_OVERLAP_SECONDS = 600
+DEFAULT_SYNC_COMMIT_GRACE_SECONDS = 30
 DEFAULT_HISTORY_DAYS = 7
 DEFAULT_SYNC_RUN_TIMEOUT_SECONDS = 900
 DEFAULT_SYNC_COLD_REWRITE_MINUTES = 60
@@ -144,6 +145,9 @@ class Settings:
     start: datetime = field(default_factory=lambda: default_start(datetime.now(timezone.utc)))
     sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL_SECONDS
     sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
+    # A tick's cut lags its evaluation by this: rows a writer stamped before the cut and commits
+    # within it are visible to every run of the tick, whenever each starts reading.
+    sync_commit_grace_seconds: int = DEFAULT_SYNC_COMMIT_GRACE_SECONDS
     sync_run_timeout_seconds: int = DEFAULT_SYNC_RUN_TIMEOUT_SECONDS
     retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
     sync_cold_after_hours: int | None = None    # None: no cadence, every dirty hour is rewritten at each tick
@@ -207,6 +211,9 @@ class Settings:
             ),
             sync_overlap_seconds=checked(
                 _positive_int, env, "NOTIF_EXPORT_SYNC_OVERLAP_SECONDS", DEFAULT_SYNC_OVERLAP_SECONDS
+            ),
+            sync_commit_grace_seconds=checked(
+                _positive_int, env, "NOTIF_EXPORT_SYNC_COMMIT_GRACE_SECONDS", DEFAULT_SYNC_COMMIT_GRACE_SECONDS
             ),
             sync_run_timeout_seconds=checked(
                 _positive_int, env, "NOTIF_EXPORT_SYNC_RUN_TIMEOUT_SECONDS", DEFAULT_SYNC_RUN_TIMEOUT_SECONDS

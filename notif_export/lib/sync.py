@@ -242,17 +242,34 @@ def dirty_hours(
                       [h for h in late if first_hour <= h <= hour_key(now)])
 
 
+def _outcome(run_key: str, outcome: str, requested_at: dict[str, str], now: datetime, run_timeout: timedelta) -> str:
+    """A run still missing from the instance `run_timeout` after its request is "lost"; until
+    then it may only be slow to appear."""
+    requested = _dt(requested_at.get(run_key))
+    if outcome == "missing" and requested is not None and now - requested > run_timeout:
+        return "lost"
+    return outcome
+
+
+IN_FLIGHT = ("queued", "pending", "missing")
+
+
+def runs_in_flight(requested_at: dict[str, str], run_outcomes: dict[str, str], now: datetime,
+                   run_timeout: timedelta) -> list[str]:
+    """The awaited runs that may still write: queued, running, or requested and not in the
+    instance yet."""
+    return [run_key for run_key, outcome in run_outcomes.items()
+            if _outcome(run_key, outcome, requested_at, now, run_timeout) in IN_FLIGHT]
+
+
 def finished_runs(requested_at: dict[str, str], run_outcomes: dict[str, str], now: datetime,
                   run_timeout: timedelta) -> list[tuple[str, str | None]]:
     """The runs that ended since the last tick, each with why its work is requested again (None:
-    it succeeded), dropped from `requested_at`. A run still missing from the instance
-    `run_timeout` after its request is lost; until then it may only be slow to appear."""
+    it succeeded), dropped from `requested_at`."""
     finished = []
     for run_key, outcome in run_outcomes.items():
-        requested = _dt(requested_at.get(run_key))
-        if outcome == "missing" and requested is not None and now - requested > run_timeout:
-            outcome = "lost"
-        if outcome in ("pending", "missing"):
+        outcome = _outcome(run_key, outcome, requested_at, now, run_timeout)
+        if outcome in IN_FLIGHT:
             continue
         requested_at.pop(run_key, None)
         retry = {"failure": f"retry: run {run_key} did not succeed",

@@ -344,11 +344,10 @@ def reconcile(check: Callable[[], Verification], repair: Callable[[list[datetime
 def recent_window(settings: Settings, now: datetime) -> tuple[datetime, datetime, datetime]:
     """What the reconciliation checks by default: the last `reconcile_window_hours` up to the
     current hour (from the first partition on), and the moment before which rows count as
-    settled (older than one sync interval plus the overlap: newer ones are the sync's)."""
+    settled (older than `_hot_settle`: newer ones are the sync's)."""
     end = hour_start(now) + timedelta(hours=1)
     start = max(settings.start, end - timedelta(hours=settings.reconcile_window_hours))
-    settle = timedelta(seconds=settings.sync_interval_seconds + settings.sync_overlap_seconds)
-    return start, end, now - settle
+    return start, end, now - _hot_settle(settings)
 
 
 def cold_tolerance(settings: Settings, now: datetime) -> ColdTolerance | None:
@@ -358,5 +357,10 @@ def cold_tolerance(settings: Settings, now: datetime) -> ColdTolerance | None:
     if cadence is None:
         return None
     interval = timedelta(seconds=settings.sync_interval_seconds)
-    settle = interval + timedelta(seconds=settings.sync_overlap_seconds) + cadence.extra_staleness(interval)
-    return ColdTolerance(cadence.newest_cold_hour(now), now - settle)
+    return ColdTolerance(cadence.newest_cold_hour(now), now - _hot_settle(settings) - cadence.extra_staleness(interval))
+
+
+def _hot_settle(settings: Settings) -> timedelta:
+    """How long a change is the sync's: a tick's interval, its cut's grace and the overlap."""
+    return timedelta(seconds=settings.sync_interval_seconds + settings.sync_commit_grace_seconds
+                     + settings.sync_overlap_seconds)

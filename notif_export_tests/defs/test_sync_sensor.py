@@ -159,26 +159,32 @@ def test_failed_run_hours_are_requested_again(source, env, instance, s3, bucket)
     assert sync.tick() == []
 
 
-def test_a_queued_run_holds_its_data_points_next_request(source, env, instance, s3, bucket):
-    """Runs slower than the interval must not pile up in the queue: while a data point's run has
-    not started, its changes wait, and the first tick after it ran finds them all."""
+def test_a_run_of_an_earlier_tick_holds_the_next_ticks_runs_until_it_ends(source, env, instance, s3, bucket):
+    """One cut at a time: while a run of an earlier tick is queued or running, no file run is
+    requested, for any data point (an older cut landing after a newer one would put an hour back,
+    or leave the newer cut's children without their parents); the first tick after it ended finds
+    every change made meanwhile."""
     sync = Sync(instance, env)
     sync.tick()
     first, second = [(NOW - timedelta(hours=h)).replace(minute=0) for h in (4, 2)]
     touch(source, "messages", [first], NOW + timedelta(minutes=1))
     [request] = sync.tick(run=False)
     job = build_definitions(env).resolve_job_def("sync_dirty_hours")
-    queued = instance.create_run_for_job(job_def=job, run_config=request.run_config, tags=request.tags,
-                                         status=dg.DagsterRunStatus.NOT_STARTED)  # requested, not launched
+    earlier = instance.create_run_for_job(job_def=job, run_config=request.run_config, tags=request.tags,
+                                          status=dg.DagsterRunStatus.NOT_STARTED)  # requested, not launched
     touch(source, "messages", [second], NOW + timedelta(minutes=2))
-    assert sync.tick() == []                                                   # waits for the queued run
-    instance.delete_run(queued.run_id)
+    touch(source, "requests", [second], NOW + timedelta(minutes=2))
+    assert sync.tick() == []                                                   # queued
+    instance.handle_run_event(earlier.run_id, dg.DagsterEvent(
+        event_type_value=dg.DagsterEventType.PIPELINE_START.value, job_name=earlier.job_name))
+    assert instance.get_run_by_id(earlier.run_id).status == dg.DagsterRunStatus.STARTED
+    assert sync.tick() == []                                                   # running
+    instance.delete_run(earlier.run_id)
     job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
-    assert hours_of(sync.tick()) == {"messages": [hour_key(second)]}
+    assert hours_of(sync.tick()) == {"messages": [hour_key(second)], "requests": [hour_key(second)]}
     dest = Destination(bucket=bucket)
-    for hour in (first, second):
-        assert file_rows(read_object(s3, bucket, dest.object_key("messages", hour)), "messages") == \
-            source_rows(source, "messages", hour)
+    for dp, hour in (("messages", first), ("messages", second), ("requests", second)):
+        assert file_rows(read_object(s3, bucket, dest.object_key(dp, hour)), dp) == source_rows(source, dp, hour)
 
 
 def test_late_commit_from_a_concurrent_writer_on_postgresql(pg_url, bucket, aws_env, instance, s3):
@@ -219,7 +225,8 @@ def test_cold_hours_wait_in_the_cursor_for_their_cadence(tmp_path, bucket, aws_e
     url = f"sqlite:///{tmp_path / 'source.db'}"
     db = SourceDatabase(url)
     db.init_schema()
-    started = datetime.now(timezone.utc)
+    # Everything before the tick's cut (NOTIF_EXPORT_SYNC_COMMIT_GRACE_SECONDS, 30 s, before it).
+    started = datetime.now(timezone.utc) - timedelta(minutes=5)
     Simulator(db, seed=3, mix=TrafficMix(requests_per_hour=30)).history(12, started)
     sync = Sync(instance, {**aws_env, "NOTIF_EXPORT_SOURCE_URL": url, "NOTIF_EXPORT_BUCKET": bucket,
                            "NOTIF_EXPORT_START": hour_key(started - timedelta(days=1)),
@@ -227,7 +234,7 @@ def test_cold_hours_wait_in_the_cursor_for_their_cadence(tmp_path, bucket, aws_e
                            "NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES": "30"})
     assert sync.tick() == []
     cold_hour, hot_hour = [hour_start(started - timedelta(hours=h)) for h in (9, 1)]
-    touch(db, "messages", [cold_hour, hot_hour], datetime.now(timezone.utc))
+    touch(db, "messages", [cold_hour, hot_hour], datetime.now(timezone.utc) - timedelta(minutes=2))
     assert hours_of(sync.tick()) == {"messages": [hour_key(hot_hour)]}
     dest = Destination(bucket=bucket)
     assert list_keys(s3, bucket) == [dest.object_key("messages", hot_hour)]

@@ -15,6 +15,7 @@ def test_defaults(tmp_path):
     assert config.data_points == ("requests", "workflow_executions", "messages")
     assert config.start_key == "2026-11-17-00:00"
     assert config.sync_interval_seconds == 300
+    assert config.sync_commit_grace_seconds == 30
     assert config.cold_cadence is None                     # every dirty hour at every tick
     assert config.bucket_access.endpoint_url is None
 
@@ -43,6 +44,7 @@ def test_values_are_normalized():
         ("NOTIF_EXPORT_DATA_POINTS", "messages,emails", "unknown emails"),
         ("NOTIF_EXPORT_START", "yesterday", "is not an hour"),
         ("NOTIF_EXPORT_SYNC_INTERVAL_SECONDS", "5m", "whole number of seconds"),
+        ("NOTIF_EXPORT_SYNC_COMMIT_GRACE_SECONDS", "-1", "whole number of seconds, at least 1"),
         ("NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS", "3d", "whole number of hours"),
         ("NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES", "60", "without NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS"),
         ("AWS_REGION", "us-middle-1", "is not an AWS region"),

@@ -9,6 +9,7 @@ from notif_export.lib.sync import (
     Scan,
     SyncState,
     dirty_hours,
+    runs_in_flight,
 )
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -129,6 +130,15 @@ def test_a_run_that_never_appears_is_requested_again_after_the_timeout():
     retried = dirty_hours(state, scan_from(state, rows), {"gone": "missing"}, W, True, FIRST, at(16), timeout)
     assert retried.hours == ["2026-11-20-08:00"] and "never appeared" in retried.reasons["2026-11-20-08:00"]
     assert "gone" not in retried.state.pending
+
+
+def test_runs_in_flight_are_the_queued_the_running_and_the_not_yet_seen():
+    requested = {key: at(0).isoformat() for key in ("queued", "running", "slow", "gone", "ok", "bad")}
+    outcomes = {"queued": "queued", "running": "pending", "slow": "missing", "gone": "missing", "ok": "success",
+                "bad": "failure"}
+    timeout = timedelta(minutes=15)
+    assert runs_in_flight(requested, outcomes, at(10), timeout) == ["queued", "running", "slow", "gone"]
+    assert runs_in_flight(requested, outcomes, at(16), timeout) == ["queued", "running"]  # missing too long: lost
 
 
 # ---- the cadence of cold hours ------------------------------------------------------------------

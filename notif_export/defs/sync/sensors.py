@@ -32,6 +32,7 @@ from notif_export.lib.sync import (
     dirty_hours,
     is_new,
     object_windows,
+    runs_in_flight,
     scan_updates,
 )
 
@@ -55,6 +56,7 @@ def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
 def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
                       json_job: UnresolvedAssetJobDefinition | None = None) -> dg.SensorDefinition:
     overlap = timedelta(seconds=settings.sync_overlap_seconds)
+    grace = timedelta(seconds=settings.sync_commit_grace_seconds)
     run_timeout = timedelta(seconds=settings.sync_run_timeout_seconds)
     cold = settings.cold_cadence
     cadence = (f" Hours older than {settings.sync_cold_after_hours} h are rewritten at most every "
@@ -77,24 +79,29 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
     )
     def sync(context: dg.SensorEvaluationContext, source: SourceResource) -> dg.SensorResult:
         state = SyncState.from_json(context.cursor)
-        # The tick's cutoff: every run it requests exports the source as of this moment.
-        now = datetime.now(timezone.utc)
+        # The tick's cut: every run it requests exports the source as of this moment, held back
+        # by the commit grace so that what a writer stamped before it is committed when they read.
+        now = datetime.now(timezone.utc) - grace
+        outcomes = {name: {key: run_outcome(context.instance, key) for key in current.pending}
+                    for name, current in state.data_points.items()}
+        # One cut at a time: while a run of an earlier tick may still write, this tick requests
+        # none (its changes wait in the state). Otherwise a run with the older cut could land
+        # after a newer one and put an hour back, or leave the newer cut's children without
+        # their parents.
+        in_flight = [key for name, current in state.data_points.items()
+                     for key in runs_in_flight(current.requested_at, outcomes[name], now, run_timeout)]
         db = source.open()
         requests = []
         try:
-            for name, dp in DATA_POINTS.items():
+            if in_flight:
+                context.log.info(f"runs of an earlier tick still going ({', '.join(in_flight)}): "
+                                 "the files' changes wait for the next tick")
+            for name, dp in DATA_POINTS.items() if not in_flight else ():
                 current = state.data_points.get(name)
                 enabled = name in settings.data_points
                 scan = scan_updates(db, dp, current, overlap) if enabled else None
-                outcomes = {key: run_outcome(context.instance, key) for key in (current.pending if current else {})}
-                if enabled and "queued" in outcomes.values():
-                    # One queued run per data point at most: runs slower than the interval would
-                    # otherwise pile up in the queue. Its state is kept, so the next tick finds
-                    # these changes.
-                    context.log.info(f"{name}: its last run has not started yet; changes wait for the next tick")
-                    continue
-                dirty = dirty_hours(current, scan, outcomes, overlap, enabled, settings.start_key, now, run_timeout,
-                                    cold)
+                dirty = dirty_hours(current, scan, outcomes.get(name, {}), overlap, enabled, settings.start_key, now,
+                                    run_timeout, cold)
                 state.data_points[name] = dirty.state
                 if dirty.newly_deferred:
                     due = datetime.fromisoformat(dirty.state.cold_rewritten_at) + cold.every
@@ -137,8 +144,10 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=state.to_json())
         deferred = sum(len(dp.deferred) for dp in state.data_points.values())
-        return dg.SensorResult(skip_reason=f"no hour to rewrite now ({deferred} cold hours deferred)" if deferred
-                               else "nothing changed since the last tick", cursor=state.to_json())
+        skip_reason = ("waiting for the runs of an earlier tick" if in_flight
+                       else f"no hour to rewrite now ({deferred} cold hours deferred)" if deferred
+                       else "nothing changed since the last tick")
+        return dg.SensorResult(skip_reason=skip_reason, cursor=state.to_json())
 
     return sync
 
