@@ -16,7 +16,7 @@ from notif_export.lib.duckdb_s3 import connect_to_bucket
 from notif_export.lib.export import rewrite_hour
 from notif_export.lib.settings import Settings
 from notif_export.lib.source import TABLES
-from notif_export.lib.verify import ColdTolerance, cold_tolerance, render, verify
+from notif_export.lib.verify import ColdTolerance, cold_tolerance, recent_window, render, verify
 from notif_export_tests.conftest import NOW, read_object
 
 HOURS = [(NOW - timedelta(hours=h)).replace(minute=0, second=0, microsecond=0) for h in (3, 2, 1)]
@@ -157,7 +157,9 @@ def test_cold_hours_within_the_cadences_bound_are_not_drift(exported, s3, con):
 
 def test_the_cold_tolerance_is_the_sync_bound_plus_the_cadence():
     settings = Settings.from_env({"NOTIF_EXPORT_SYNC_COLD_AFTER_HOURS": "6", "NOTIF_EXPORT_SYNC_COLD_REWRITE_MINUTES": "60"})
-    # interval 5 min + overlap 10 min + (cadence 60 min + one more interval 5 min)
+    # interval 5 min + commit grace 30 s + overlap 10 min + (cadence 60 min + one more interval 5 min)
     assert cold_tolerance(settings, NOW) == ColdTolerance(newest_cold_hour=NOW.replace(hour=5, minute=0),
-                                                          settled_before=NOW - timedelta(minutes=80))
+                                                          settled_before=NOW - timedelta(minutes=80, seconds=30))
     assert cold_tolerance(Settings.from_env({}), NOW) is None
+    # A hot hour's rows: interval + grace + overlap.
+    assert recent_window(Settings.from_env({}), NOW)[2] == NOW - timedelta(minutes=15, seconds=30)
