@@ -191,9 +191,10 @@ def dirty_hours(
     "missing" (not in the instance: a missing run is requested again after `run_timeout`).
     Hours before `first_hour` (the first partition) or after `now`'s are outside the export.
 
-    `now` is the tick's cutoff: rows updated after it are left to the next tick, and the runs
-    export only rows created before it (`rewrite_hour(created_before=...)`), the same for every
-    data point, so a child row in the bucket always has its parent there too.
+    `now` is the tick's cutoff: the runs export only rows created before it
+    (`rewrite_hour(created_before=...)`), the same for every data point, so a child row in the
+    bucket always has its parent there too. Rows updated after it are the next tick's position
+    and fingerprints; their hours are rewritten now as well when they were created before it.
 
     `cold`: the cadence of cold hours (None: every dirty hour is rewritten at once).
     """
@@ -204,7 +205,9 @@ def dirty_hours(
         return DirtyHours([], {}, state)
     rows = [(created, updated) for created, updated in scan.rows if updated <= now]
     if is_new(state):
-        newest = max((u for _, u in rows), default=None)
+        # With a window scanned but all of it after the cut, the cut is where it starts: from
+        # nowhere (None) it would export the whole history at the next tick.
+        newest = max((u for _, u in rows), default=now if scan.floor is not None else None)
         fresh = DataPointState(position=_iso(newest), enabled_since=_iso(now))
         fresh.window = fingerprints(rows, newest - overlap if newest else None, newest)
         fresh.cold_rewritten_at = _iso(now) if cold else None  # the cadence counts from the start
@@ -221,8 +224,10 @@ def dirty_hours(
             reasons.update({h: retry for h in hours})
 
     position = _dt(state.position)
-    for created, updated in rows:
-        if position is None or updated > position:
+    # A row created before the cut but changed again since (it waits for the next tick's position)
+    # is exported now too, in its current state: its children created before the cut are.
+    for created, updated in scan.rows:
+        if (updated <= now or created < now) and (position is None or updated > position):
             reasons.setdefault(hour_key(created), "rows updated since the last sync")
     # The window as it is now against the window as it was at the last tick.
     window_now = fingerprints(rows, scan.floor, position)

@@ -159,24 +159,35 @@ def test_failed_run_hours_are_requested_again(source, env, instance, s3, bucket)
     assert sync.tick() == []
 
 
-def test_a_run_of_an_earlier_tick_holds_the_next_ticks_runs_until_it_ends(source, env, instance, s3, bucket):
-    """One cut at a time: while a run of an earlier tick is queued or running, no file run is
-    requested, for any data point (an older cut landing after a newer one would put an hour back,
-    or leave the newer cut's children without their parents); the first tick after it ended finds
-    every change made meanwhile."""
+def a_tick_with_its_run_queued(source, env, instance):
+    """A tick that requested a messages run (its first hour changed), the run created in the
+    instance and not launched; and a second hour to change meanwhile."""
     sync = Sync(instance, env)
     sync.tick()
     first, second = [(NOW - timedelta(hours=h)).replace(minute=0) for h in (4, 2)]
     touch(source, "messages", [first], NOW + timedelta(minutes=1))
     [request] = sync.tick(run=False)
     job = build_definitions(env).resolve_job_def("sync_dirty_hours")
-    earlier = instance.create_run_for_job(job_def=job, run_config=request.run_config, tags=request.tags,
-                                          status=dg.DagsterRunStatus.NOT_STARTED)  # requested, not launched
+    run = instance.create_run_for_job(job_def=job, run_config=request.run_config, tags=request.tags,
+                                      status=dg.DagsterRunStatus.NOT_STARTED)
+    return sync, job, request, run, (first, second)
+
+
+def run_events(instance, run, *events: dg.DagsterEventType) -> None:
+    for event in events:
+        instance.handle_run_event(run.run_id, dg.DagsterEvent(event_type_value=event.value, job_name=run.job_name))
+
+
+def test_a_run_of_an_earlier_tick_holds_the_next_ticks_runs_until_it_ends(source, env, instance, s3, bucket):
+    """One cut at a time: while a run of an earlier tick is queued or running, no file run is
+    requested, for any data point (an older cut landing after a newer one would put an hour back,
+    or leave the newer cut's children without their parents); the first tick after it ended finds
+    every change made meanwhile."""
+    sync, job, request, earlier, (first, second) = a_tick_with_its_run_queued(source, env, instance)
     touch(source, "messages", [second], NOW + timedelta(minutes=2))
     touch(source, "requests", [second], NOW + timedelta(minutes=2))
     assert sync.tick() == []                                                   # queued
-    instance.handle_run_event(earlier.run_id, dg.DagsterEvent(
-        event_type_value=dg.DagsterEventType.PIPELINE_START.value, job_name=earlier.job_name))
+    run_events(instance, earlier, dg.DagsterEventType.PIPELINE_START)
     assert instance.get_run_by_id(earlier.run_id).status == dg.DagsterRunStatus.STARTED
     assert sync.tick() == []                                                   # running
     instance.delete_run(earlier.run_id)
@@ -185,6 +196,24 @@ def test_a_run_of_an_earlier_tick_holds_the_next_ticks_runs_until_it_ends(source
     dest = Destination(bucket=bucket)
     for dp, hour in (("messages", first), ("messages", second), ("requests", second)):
         assert file_rows(read_object(s3, bucket, dest.object_key(dp, hour)), dp) == source_rows(source, dp, hour)
+
+
+def test_a_failed_run_that_run_retries_will_re_execute_holds_the_next_tick(source, env, instance, s3, bucket):
+    """The instance's run_retries re-execute a failed run with its own cut: until the retry is
+    there and ends, the hours wait for it (requested again at once, with a newer cut, they could be
+    put back by the retry landing later); the retry's success settles them."""
+    sync, job, request, failed, (first, second) = a_tick_with_its_run_queued(source, env, instance)
+    run_events(instance, failed, dg.DagsterEventType.PIPELINE_START, dg.DagsterEventType.PIPELINE_FAILURE)
+    instance.add_run_tags(failed.run_id, {"dagster/will_retry": "true"})  # what run_retries marks
+    touch(source, "messages", [second], NOW + timedelta(minutes=2))
+    assert sync.tick() == []                                                   # the retry is coming
+    retry = job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+    instance.add_run_tags(failed.run_id, {"dagster/auto_retry_run_id": retry.run_id})
+    assert hours_of(sync.tick()) == {"messages": [hour_key(second)]}          # the retry wrote the first
+    dest = Destination(bucket=bucket)
+    for hour in (first, second):
+        assert file_rows(read_object(s3, bucket, dest.object_key("messages", hour)), "messages") == \
+            source_rows(source, "messages", hour)
 
 
 def test_late_commit_from_a_concurrent_writer_on_postgresql(pg_url, bucket, aws_env, instance, s3):

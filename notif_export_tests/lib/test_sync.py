@@ -111,13 +111,22 @@ def test_state_round_trips_through_the_cursor():
     assert SyncState.from_json(state.to_json()) == state
 
 
-def test_rows_updated_after_the_cutoff_wait_for_the_next_tick():
+def test_rows_updated_after_the_cutoff_wait_for_the_next_ticks_position():
     rows = [(at(-60), at(-5))]
     state = tick(None, rows).state
-    rows += [(at(-120), at(3)), (at(-180), at(9))]   # the second one is committed after the tick's cutoff
+    rows += [(at(-120), at(3)), (at(-180), at(9)), (at(7), at(8))]   # updated after the tick's cutoff: at(6)
     plan = tick(state, rows, now=at(6))
-    assert plan.hours == ["2026-11-20-10:00"] and plan.state.position == at(3).isoformat()
-    assert tick(plan.state, rows, now=at(10)).hours == ["2026-11-20-09:00"]
+    # The row created before the cut is exported now, in its current state (its children created
+    # before the cut are), and again once the position reaches it; the one created after waits.
+    assert plan.hours == ["2026-11-20-09:00", "2026-11-20-10:00"] and plan.state.position == at(3).isoformat()
+    assert tick(plan.state, rows, now=at(10)).hours == ["2026-11-20-09:00", "2026-11-20-12:00"]
+
+
+def test_a_new_data_point_whose_window_is_all_after_the_cut_starts_at_the_cut():
+    rows = [(at(-180), at(-15)), (at(-1), at(2))]   # its overlap window: from at(2) - 10 min, nothing before at(0)
+    first = tick(None, rows, now=at(0))
+    assert first.hours == [] and first.state.position == at(0).isoformat()
+    assert tick(first.state, rows, now=at(5)).hours == ["2026-11-20-11:00"]   # only what came after
 
 
 def test_a_run_that_never_appears_is_requested_again_after_the_timeout():

@@ -19,6 +19,7 @@ from notif_export.defs.shared.runs import (
     JSON_JOB_NAME,
     MAX_RUNTIME_TAG,
     QUEUED,
+    SOURCE_POOL,
     SYNC_RUN_TAG,
     SYNC_TICK_RUNS_TAG,
     SYNC_TICK_TAG,
@@ -42,15 +43,26 @@ if TYPE_CHECKING:
     )
 
 
-def run_outcome(instance: dg.DagsterInstance, run_key: str) -> str:
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={SYNC_RUN_TAG: run_key}), limit=1)
-    if not runs:
+def run_outcome(instance: dg.DagsterInstance, run_key: str, now: datetime, run_timeout: timedelta) -> str:
+    # The newest run with the key: a retry by the instance's run_retries carries its parent's tags.
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={SYNC_RUN_TAG: run_key}), limit=1)
+    if not records:
         return "missing"  # requested, not launched yet (or lost: requested again after a timeout)
-    if runs[0].status == dg.DagsterRunStatus.SUCCESS:
+    run = records[0].dagster_run
+    if run.status == dg.DagsterRunStatus.SUCCESS:
         return "success"
-    if runs[0].status in QUEUED:
+    if run.status in QUEUED:
         return "queued"
-    return "failure" if runs[0].status in FAILED else "pending"
+    if run.status not in FAILED:
+        return "pending"
+    # A failed run that run_retries will re-execute, with its own cut, is not over: requesting its
+    # hours again now would let the retry land after the newer cut. Unless no retry came within
+    # the run timeout (the daemon that retries runs down).
+    ended = records[0].end_time
+    if (run.is_complete_and_waiting_to_retry and ended
+            and now - datetime.fromtimestamp(ended, timezone.utc) < run_timeout):
+        return "pending"
+    return "failure"
 
 
 def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
@@ -82,7 +94,7 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
         # The tick's cut: every run it requests exports the source as of this moment, held back
         # by the commit grace so that what a writer stamped before it is committed when they read.
         now = datetime.now(timezone.utc) - grace
-        outcomes = {name: {key: run_outcome(context.instance, key) for key in current.pending}
+        outcomes = {name: {key: run_outcome(context.instance, key, now, run_timeout) for key in current.pending}
                     for name, current in state.data_points.items()}
         # One cut at a time: while a run of an earlier tick may still write, this tick requests
         # none (its changes wait in the state). Otherwise a run with the older cut could land
@@ -96,6 +108,16 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
             if in_flight:
                 context.log.info(f"runs of an earlier tick still going ({', '.join(in_flight)}): "
                                  "the files' changes wait for the next tick")
+                overdue = [key for current in state.data_points.values() for key in in_flight
+                           if key in current.requested_at
+                           and now - datetime.fromisoformat(current.requested_at[key]) > run_timeout]
+                if overdue:
+                    # Run monitoring fails a run started too long ago, not one left in the queue.
+                    context.log.warning(
+                        f"the sync has waited more than {settings.sync_run_timeout_seconds}s for "
+                        f"{', '.join(overdue)}: a run still queued waits for its pool (`dagster instance "
+                        f"concurrency get {SOURCE_POOL}`) or the daemon's run queue; cancel it in the UI and the "
+                        "next tick requests its hours again")
             for name, dp in DATA_POINTS.items() if not in_flight else ():
                 current = state.data_points.get(name)
                 enabled = name in settings.data_points
@@ -160,7 +182,8 @@ def _json_objects_tick(context: dg.SensorEvaluationContext, db: SourceDatabase, 
     enabled = name in enabled_names
     if current is None and not enabled:
         return None  # never written as objects: nothing to remember
-    outcomes = {key: run_outcome(context.instance, key) for key in (current.pending if current else {})}
+    outcomes = {key: run_outcome(context.instance, key, now, run_timeout)
+                for key in (current.pending if current else {})}
     if enabled and "queued" in outcomes.values():
         context.log.info(f"{name} (JSON objects): its last run has not started yet; changes wait for the next tick")
         return None
