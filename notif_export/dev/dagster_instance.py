@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
+
+from notif_export.lib.settings import PROJECT_DIR
 
 
 def create_instance_storage(home: Path | str) -> None:
@@ -20,3 +25,9 @@ def sync_cursor(home: Path | str) -> str | None:
             if state.name == "sync" and state.instigator_data and state.instigator_data.cursor:
                 return state.instigator_data.cursor
     return None
+
+
+def dagster_command(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Dagster's own command line on the project's workspace, in the instance of `env`'s DAGSTER_HOME."""
+    command = [str(Path(sys.executable).parent / "dagster"), *args, "-w", str(PROJECT_DIR / "workspace.yaml")]
+    return subprocess.run(command, env=dict(env), cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)

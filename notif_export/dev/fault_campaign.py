@@ -30,7 +30,7 @@ import sqlalchemy as sa
 import yaml
 from botocore.exceptions import ClientError
 
-from notif_export.dev.dagster_instance import create_instance_storage, sync_cursor
+from notif_export.dev.dagster_instance import create_instance_storage, dagster_command, sync_cursor
 from notif_export.dev.fault_proxy import FaultProxy
 from notif_export.dev.local_s3 import LocalS3Server
 from notif_export.lib.bucket_access import BucketAccess
@@ -279,9 +279,7 @@ class Campaign:
 
     def dagster_cli(self, *args: str) -> None:
         """Dagster's own command line (a stop of a stopped sensor fails harmlessly: said, not raised)."""
-        done = subprocess.run([str(Path(sys.executable).parent / "dagster"), *args,
-                               "-w", str(PROJECT_DIR / "workspace.yaml")],
-                              env=self.env(), cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+        done = dagster_command(self.env(), *args)
         if done.returncode:
             self.log(f"  dagster {' '.join(args)}: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
 

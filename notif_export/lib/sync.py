@@ -267,6 +267,13 @@ def runs_in_flight(requested_at: dict[str, str], run_outcomes: dict[str, str], n
             if _outcome(run_key, outcome, requested_at, now, run_timeout) in IN_FLIGHT]
 
 
+def overdue_runs(requested_at: dict[str, str], run_keys: Iterable[str], now: datetime,
+                 run_timeout: timedelta) -> list[str]:
+    """The runs of `run_keys` requested more than `run_timeout` ago (still in flight: run
+    monitoring fails a run started too long ago, not one left in the queue)."""
+    return [key for key in run_keys if (at := _dt(requested_at.get(key))) is not None and now - at > run_timeout]
+
+
 def finished_runs(requested_at: dict[str, str], run_outcomes: dict[str, str], now: datetime,
                   run_timeout: timedelta) -> list[tuple[str, str | None]]:
     """The runs that ended since the last tick, each with why its work is requested again (None:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from notif_export.defs.shared.runs import SYNC_TICK_RUNS_TAG, SYNC_TICK_TAG
-from notif_export.dev.dagster_instance import create_instance_storage, sync_cursor
+from notif_export.dev.dagster_instance import create_instance_storage, dagster_command, sync_cursor
 from notif_export.dev.simulator import Simulator, TrafficMix
 from notif_export.lib.destination import Destination
 from notif_export.lib.hours import hour_key
@@ -44,8 +44,8 @@ def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
 
 def stop_sensor(env: dict[str, str], name: str) -> None:
     create_instance_storage(env["DAGSTER_HOME"])
-    subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "stop", name, "-w", str(REPO / "workspace.yaml")],
-                   env=env, cwd=REPO, check=True, capture_output=True, timeout=120)
+    stopped = dagster_command(env, "sensor", "stop", name)
+    assert stopped.returncode == 0, stopped.stderr
 
 
 def stop_daemon(proc: subprocess.Popen) -> None:

@@ -9,6 +9,7 @@ from notif_export.lib.sync import (
     Scan,
     SyncState,
     dirty_hours,
+    overdue_runs,
     runs_in_flight,
 )
 
@@ -148,6 +149,9 @@ def test_runs_in_flight_are_the_queued_the_running_and_the_not_yet_seen():
     timeout = timedelta(minutes=15)
     assert runs_in_flight(requested, outcomes, at(10), timeout) == ["queued", "running", "slow", "gone"]
     assert runs_in_flight(requested, outcomes, at(16), timeout) == ["queued", "running"]  # missing too long: lost
+    # Still in flight past the timeout: the tick warns (a queued run is failed by nothing).
+    assert overdue_runs(requested, ["queued", "running"], at(16), timeout) == ["queued", "running"]
+    assert overdue_runs(requested, ["queued", "running"], at(10), timeout) == []
 
 
 # ---- the cadence of cold hours ------------------------------------------------------------------

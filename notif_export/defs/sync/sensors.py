@@ -33,6 +33,7 @@ from notif_export.lib.sync import (
     dirty_hours,
     is_new,
     object_windows,
+    overdue_runs,
     runs_in_flight,
     scan_updates,
 )
@@ -100,19 +101,17 @@ def build_sync_sensor(settings: Settings, job: dg.JobDefinition,
         # none (its changes wait in the state). Otherwise a run with the older cut could land
         # after a newer one and put an hour back, or leave the newer cut's children without
         # their parents.
-        in_flight = [key for name, current in state.data_points.items()
-                     for key in runs_in_flight(current.requested_at, outcomes[name], now, run_timeout)]
+        in_flight = {name: keys for name, current in state.data_points.items()
+                     if (keys := runs_in_flight(current.requested_at, outcomes[name], now, run_timeout))}
         db = source.open()
         requests = []
         try:
             if in_flight:
-                context.log.info(f"runs of an earlier tick still going ({', '.join(in_flight)}): "
+                context.log.info(f"runs of an earlier tick still going ({', '.join(sum(in_flight.values(), []))}): "
                                  "the files' changes wait for the next tick")
-                overdue = [key for current in state.data_points.values() for key in in_flight
-                           if key in current.requested_at
-                           and now - datetime.fromisoformat(current.requested_at[key]) > run_timeout]
+                overdue = [key for name, keys in in_flight.items()
+                           for key in overdue_runs(state.data_points[name].requested_at, keys, now, run_timeout)]
                 if overdue:
-                    # Run monitoring fails a run started too long ago, not one left in the queue.
                     context.log.warning(
                         f"the sync has waited more than {settings.sync_run_timeout_seconds}s for "
                         f"{', '.join(overdue)}: a run still queued waits for its pool (`dagster instance "
