@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -54,6 +55,20 @@ def test_parquet_physical_types_follow_the_contract(traffic, s3, bucket):
     logical = json.loads(created.logical_type.to_json())
     assert (logical["Type"], logical["isAdjustedToUTC"], logical["timeUnit"]) == ("Timestamp", True, "microseconds")
     assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_row_groups_carry_the_min_and_max_of_the_time_columns(traffic, s3, bucket):
+    dest = Destination(bucket=bucket)
+    rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
+    body = s3.get_object(Bucket=bucket, Key=dest.object_key("messages", HOUR))["Body"].read()
+    parquet = pq.ParquetFile(pa.BufferReader(body))
+    group = parquet.metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    created = parquet.read_row_group(0, columns=["created_at"]).column(0)
+    stats = columns["created_at"].statistics
+    assert (stats.min, stats.max) == (pc.min(created).as_py(), pc.max(created).as_py())
+    with_stats = {name for name, column in columns.items() if column.is_stats_set}
+    assert with_stats == {f.name for f in MESSAGES.schema if pa.types.is_timestamp(f.type)}
 
 
 def test_empty_hour_writes_no_file_and_removes_an_old_one(traffic, s3, bucket):
