@@ -53,20 +53,27 @@ def parse_hour(value: str, setting: str = "hour") -> datetime:
     raise HourError(f"{setting}={value!r} is not an hour; use '2025-01-15-14:00', '2025-01-15' or an ISO datetime")
 
 
+def hour_spans(hours: Iterable[datetime | str]) -> list[tuple[datetime, datetime]]:
+    """The hours, sorted, as spans of consecutive hours: (first, last) of each."""
+    starts = sorted({hour_start(h) if isinstance(h, datetime) else parse_hour(h) for h in hours})
+    spans: list[list[datetime]] = []
+    for hour in starts:
+        if spans and hour - spans[-1][1] == timedelta(hours=1):
+            spans[-1][1] = hour
+        else:
+            spans.append([hour, hour])
+    return [(first, last) for first, last in spans]
+
+
 def describe_hours(hours: Iterable[datetime | str]) -> str:
     """Hours for a log line, sorted and as ranges: '2026-11-24 13:00 → 2026-11-25 12:00, 24 hours'
     (several ranges are separated by commas; a range within one day names the date once)."""
-    starts = sorted({hour_start(h) if isinstance(h, datetime) else parse_hour(h) for h in hours})
-    ranges: list[list[datetime]] = []
-    for hour in starts:
-        if ranges and hour - ranges[-1][1] == timedelta(hours=1):
-            ranges[-1][1] = hour
-        else:
-            ranges.append([hour, hour])
+    spans = hour_spans(hours)
     parts = []
-    for first, last in ranges:
+    for first, last in spans:
         if first == last:
             parts.append(f"{first:%Y-%m-%d %H:00}")
         else:
             parts.append(f"{first:%Y-%m-%d %H:00} → {last:{'%H:00' if last.date() == first.date() else '%Y-%m-%d %H:00'}}")
-    return ", ".join(parts + [f"{len(starts)} hour{'s' if len(starts) != 1 else ''}"])
+    count = sum((last - first) // timedelta(hours=1) + 1 for first, last in spans)
+    return ", ".join(parts + [f"{count} hour{'s' if count != 1 else ''}"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from notif_export.lib.bad_rows import (
     text_array,
 )
 from notif_export.lib.contract import DATA_POINTS, MESSAGES, DataPoint
-from notif_export.lib.hours import EPOCH, hour_bounds
+from notif_export.lib.hours import EPOCH, hour_bounds, hour_spans
 
 BATCH_ROWS = 65_536
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -341,6 +341,19 @@ class SourceDatabase:
         with self.connect() as conn:
             count, newest = conn.execute(query).one()
         return count, _parse_ts(newest)
+
+    def rows_created_in(self, dp: DataPoint, hours: Iterable[datetime], created_before: datetime | None,
+                        at_most: int) -> int:
+        """Rows created in the hours (before the cutoff), counted up to `at_most`: the count stops
+        there, so it costs little however many rows the hours hold."""
+        created = TABLES[dp.name].c.created_at
+        rows = sa.select(sa.literal(1)).where(sa.or_(*(
+            sa.and_(created >= self._param(first), created < self._param(last + timedelta(hours=1)))
+            for first, last in hour_spans(hours))))
+        if created_before is not None:
+            rows = rows.where(created < self._param(created_before))
+        with self.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(rows.limit(at_most).subquery())).scalar_one()
 
     def updates_since(self, dp: DataPoint, floor: datetime | None) -> list[tuple[datetime, datetime]]:
         """(created_at, updated_at) of the rows updated after `floor` (every row when None).

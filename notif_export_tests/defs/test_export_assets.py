@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from notif_export.definitions import build_definitions
 from notif_export.defs.shared.resources import DestinationResource
 from notif_export.dev.simulator import Simulator, TrafficMix
+from notif_export.lib import export_pool
 from notif_export.lib.contract import DATA_POINTS
 from notif_export.lib.destination import Destination
 from notif_export.lib.duckdb_s3 import HIVE_TYPES, httpfs_extension_file
@@ -191,7 +192,9 @@ def test_a_run_of_several_data_points_exports_them_as_of_one_cutoff(source, sour
     assert {r["wf_execution_id"] for r in files["messages"] if r["wf_execution_id"]} <= executions
 
 
-def test_hours_in_parallel_processes_write_what_the_serial_path_writes(traffic, source_url, bucket, aws_env, s3):
+def test_hours_in_parallel_processes_write_what_the_serial_path_writes(traffic, source_url, bucket, aws_env, s3,
+                                                                      monkeypatch):
+    monkeypatch.setattr(export_pool, "MIN_ROWS_FOR_PROCESSES", 1)  # the test's few rows go to the processes
     files = {}
     for processes in ("1", "2"):
         for key in list_keys(s3, bucket):

@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from notif_export.lib.hours import HourError, describe_hours, hour_key, parse_hour
+from notif_export.lib.hours import HourError, describe_hours, hour_key, hour_spans, parse_hour
 
 
 def test_hour_keys_round_trip():
@@ -19,3 +19,9 @@ def test_hours_are_described_sorted_and_as_ranges():
     scattered = ["2026-11-25-10:00", "2026-11-25-12:00", "2026-11-25-11:00", "2026-11-24-13:00"]
     assert describe_hours(scattered) == "2026-11-24 13:00, 2026-11-25 10:00 → 12:00, 4 hours"
     assert describe_hours([datetime(2026, 11, 25, 7, 30, tzinfo=timezone.utc)]) == "2026-11-25 07:00, 1 hour"
+
+
+def test_hours_are_spans_of_consecutive_hours():
+    hour = datetime(2026, 11, 25, 10, tzinfo=timezone.utc)
+    assert hour_spans(["2026-11-25-12:00", "2026-11-25-10:00", "2026-11-25-11:00", "2026-11-24-13:00"]) == [
+        (datetime(2026, 11, 24, 13, tzinfo=timezone.utc),) * 2, (hour, hour.replace(hour=12))]

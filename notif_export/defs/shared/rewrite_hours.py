@@ -11,7 +11,7 @@ import dagster as dg
 from notif_export.defs.shared.resources import DestinationResource, SourceResource
 from notif_export.lib.contract import DataPoint
 from notif_export.lib.export import HourExport, rewrite_hour
-from notif_export.lib.export_pool import ExportTarget, rewrite_hours_in_processes
+from notif_export.lib.export_pool import ExportTarget, rewrite_hours_in_processes, worth_processes
 from notif_export.lib.hours import hour_key
 from notif_export.lib.run_status import BACKFILL_TAG
 
@@ -50,14 +50,14 @@ def rewrite_hours(
     created_before: datetime,
 ) -> list[HourExport]:
     """Rewrite each hour's file (rows created before the cutoff), in hour order: several hours
-    at once in `source.export_processes` worker processes, else in turn sharing one database and
-    one S3 client."""
+    at once in `source.export_processes` worker processes when they hold enough rows to pay for
+    starting them, else in turn sharing one database and one S3 client."""
     log, run_id = context.log, context.run.run_id
     hours = list(hours)
     db = source.open()
     try:
         db.check_schema()
-        if source.export_processes > 1 and len(hours) > 1:
+        if worth_processes(db, dp, hours, created_before, source.export_processes):
             target = ExportTarget(source_url=source.url, access=destination.connection.access(),
                                   destination=destination.destination)
             done = {}
