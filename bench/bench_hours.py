@@ -38,4 +38,7 @@ def copy_hour(pg_url: str, source_hour: datetime, to_hour: datetime, copies: int
             "WHERE created_at >= %(start)s AND created_at < %(end)s AND abs(hashtext(message_id)) %% 8 < %(share)s",
             {"shift": shift, "suffix": f"~{to_hour:%m%d%H}~", "copies": copies, "start": source_hour, "end": end,
              "share": share_of_8})
+        # The planner's statistics as autovacuum would keep them (it is off on some servers, where
+        # the hours copied would otherwise be planned as if they did not exist).
+        conn.execute("ANALYZE messages")
         return cur.rowcount

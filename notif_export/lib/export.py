@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from notif_export.lib.bad_rows import BadRows
 from notif_export.lib.contract import SCHEMA_VERSION, DataPoint
 from notif_export.lib.destination import Destination
-from notif_export.lib.hours import hour_start
+from notif_export.lib.hours import EPOCH, hour_start
 from notif_export.lib.s3_upload import S3MultipartWriter
 from notif_export.lib.source import SourceDatabase
 
@@ -129,14 +129,20 @@ def rewrite_hour(
 class _StreamStats:
     def __init__(self) -> None:
         self.rows = 0
-        self.newest: datetime | None = None
+        self._newest_us: int | None = None  # updated_at is in microseconds (the contract's type)
         self.done = False
 
     def add(self, batch: pa.RecordBatch) -> None:
         self.rows += batch.num_rows
+        # Compared as integers: pyarrow imports pandas (0.3 s, holding the GIL, so the readers
+        # stall too) the first time it turns a timezone-aware timestamp into a datetime.
         batch_max = pc.max(batch.column("updated_at"))
-        if batch_max.is_valid and (self.newest is None or batch_max.as_py() > self.newest):
-            self.newest = batch_max.as_py()
+        if batch_max.is_valid and (self._newest_us is None or batch_max.value > self._newest_us):
+            self._newest_us = batch_max.value
+
+    @property
+    def newest(self) -> datetime | None:
+        return None if self._newest_us is None else EPOCH + timedelta(microseconds=self._newest_us)
 
 
 def object_metadata(dp: DataPoint, hour: datetime, rows: int, newest: datetime | None,
