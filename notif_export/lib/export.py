@@ -11,7 +11,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -65,15 +64,13 @@ def rewrite_hour(
     start = hour_start(hour)
     key = destination.object_key(dp.name, start)
     stream = _StreamStats()
-    # A multipart upload is created before the hour has been read through: its metadata then
-    # comes from a count of the hour (run beside the read, off the encoder's path), checked
-    # against the stream once it is complete.
-    counting = ThreadPoolExecutor(1, thread_name_prefix="hour-count")
-    counted = counting.submit(source.hour_stats, dp, start, created_before)
-    counting.shutdown(wait=False)
 
     def put_args() -> dict[str, Any]:
-        rows, newest = (stream.rows, stream.newest) if stream.done else counted.result()
+        # A file of one part is put once the hour is read: the stream's own figures. A multipart
+        # upload is created at the first part, before that: its metadata comes from a count of the
+        # hour (on the upload's thread, while the encoder goes on), checked against the stream
+        # once it is complete. So only an hour of more than one part costs a count.
+        rows, newest = (stream.rows, stream.newest) if stream.done else source.hour_stats(dp, start, created_before)
         return destination.put_args(object_metadata(dp, start, rows, newest, run_id))
 
     sink = S3MultipartWriter(s3, destination.bucket, key, put_args)
@@ -110,10 +107,8 @@ def rewrite_hour(
             sink.abort()
             warning = _delete_if_allowed(s3, destination.bucket, key)
     except BaseException:
-        sink.abort()
+        sink.abort()  # waits for its threads: no query of this hour outlives it
         raise
-    finally:
-        wait([counted])  # no query of this hour outlives it
     return HourExport(
         data_point=dp.name,
         hour=start,

@@ -22,8 +22,9 @@ class S3MultipartWriter(io.RawIOBase):
     def __init__(self, client: Any, bucket: str, key: str,
                  put_args: Callable[[], dict[str, Any]] | None = None, part_size: int | None = None):
         """`put_args` gives the object's write arguments (encryption, storage class, metadata);
-        it is called once, when the object is created: at the first part of a multipart upload,
-        or at `complete()` for a single PUT. `sent_args` then holds what it returned."""
+        it is called once, when the object is created: at the first part of a multipart upload
+        (on a part thread, so the caller goes on writing if it has to wait), or at `complete()`
+        for a single PUT. `sent_args` then holds what it returned."""
         self._client = client
         self._bucket = bucket
         self._key = key
@@ -32,7 +33,7 @@ class S3MultipartWriter(io.RawIOBase):
         self._part_size = part_size or PART_SIZE
         self._buffer = bytearray()
         self._parts: list[Future] = []
-        self._upload_id: str | None = None
+        self._created: Future | None = None  # the multipart upload's id
         self._pool = ThreadPoolExecutor(MAX_PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
         self.bytes_written = 0
 
@@ -53,11 +54,8 @@ class S3MultipartWriter(io.RawIOBase):
         return len(data)
 
     def _send_part(self, body: bytes) -> None:
-        if self._upload_id is None:
-            self.sent_args = self._put_args()
-            self._upload_id = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key, **self.sent_args
-            )["UploadId"]
+        if self._created is None:
+            self._created = self._pool.submit(self._create)
         # Bound memory: wait for the oldest part when too many are in flight.
         in_flight = [f for f in self._parts if not f.done()]
         if len(in_flight) >= MAX_PARTS_IN_FLIGHT:
@@ -65,16 +63,20 @@ class S3MultipartWriter(io.RawIOBase):
         number = len(self._parts) + 1
         self._parts.append(self._pool.submit(self._upload_part, number, body))
 
+    def _create(self) -> str:
+        self.sent_args = self._put_args()
+        return self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key, **self.sent_args)["UploadId"]
+
     def _upload_part(self, number: int, body: bytes) -> dict:
         response = self._client.upload_part(
-            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body
+            Bucket=self._bucket, Key=self._key, UploadId=self._created.result(), PartNumber=number, Body=body
         )
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     def complete(self) -> None:
         """Finish the object: one PUT when it is small, else the last part and the completion."""
         try:
-            if self._upload_id is None:
+            if self._created is None:
                 self.sent_args = self._put_args()
                 self._client.put_object(
                     Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), **self.sent_args
@@ -84,7 +86,7 @@ class S3MultipartWriter(io.RawIOBase):
                     self._send_part(bytes(self._buffer))
                 parts = [f.result() for f in self._parts]
                 self._client.complete_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                    Bucket=self._bucket, Key=self._key, UploadId=self._created.result(),
                     MultipartUpload={"Parts": parts},
                 )
         except BaseException:
@@ -98,9 +100,9 @@ class S3MultipartWriter(io.RawIOBase):
     def abort(self) -> None:
         """Drop the upload; the previous object, if any, stays as it was."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._upload_id is not None:
-            self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
-            self._upload_id = None
+        created, self._created = self._created, None
+        if created is not None and not created.cancelled() and created.exception() is None:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=created.result())
         self._buffer.clear()
         super().close()
 

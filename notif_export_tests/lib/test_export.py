@@ -87,6 +87,19 @@ def test_empty_hour_writes_no_file_and_removes_an_old_one(traffic, s3, bucket):
     assert list_keys(s3, bucket) == []
 
 
+def test_an_hour_of_one_part_is_not_counted(traffic, s3, bucket, monkeypatch):
+    """A file of one part is put once the hour has been read, with the stream's own figures: the
+    count that a multipart upload's metadata needs is not run."""
+    counted = []
+    monkeypatch.setattr(traffic, "hour_stats", lambda *args: counted.append(args))
+    dest = Destination(bucket=bucket)
+    result = rewrite_hour(traffic, s3, dest, MESSAGES, HOUR)
+    assert counted == []
+    head = s3.head_object(Bucket=bucket, Key=dest.object_key("messages", HOUR))
+    assert head["Metadata"]["row-count"] == str(result.rows) == str(len(source_rows(traffic, "messages", HOUR)))
+    assert head["Metadata"]["max-updated-at"] == result.max_updated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def test_failure_mid_hour_keeps_the_previous_file(traffic, s3, bucket, monkeypatch):
     """A read that breaks after the first batch (a fault the real database cannot be made to
     produce on demand) aborts the upload: the old file stays whole."""

@@ -1,6 +1,7 @@
 """The multipart writer against the real local S3 server."""
 
 import os
+import threading
 
 from notif_export.lib.s3_upload import PART_SIZE, S3MultipartWriter
 
@@ -17,6 +18,24 @@ def test_large_object_goes_up_in_parts_and_reads_back_equal(s3, bucket):
     assert obj["ETag"].strip('"').endswith("-3")  # three parts
     assert (obj["ServerSideEncryption"], obj["StorageClass"], obj["Metadata"]) == ("AES256", "STANDARD_IA", {"row-count": "7"})
     assert writer.sent_args == args
+
+
+def test_writing_goes_on_while_the_upload_waits_for_its_arguments(s3, bucket):
+    """At the first part, `put_args` may have to wait (the export counts the hour then): it runs
+    on a part thread, and the caller hands over the next part meanwhile."""
+    released = threading.Event()
+
+    def put_args():
+        assert released.wait(30), "the caller was kept waiting"
+        return {"Metadata": {"row-count": "9"}}
+
+    data = os.urandom(2 * PART_SIZE + 1)
+    writer = S3MultipartWriter(s3, bucket, "waits.bin", put_args)
+    writer.write(data)  # two parts handed over while the upload cannot be created yet
+    released.set()
+    writer.complete()
+    obj = s3.get_object(Bucket=bucket, Key="waits.bin")
+    assert (obj["Body"].read(), obj["Metadata"]) == (data, {"row-count": "9"})
 
 
 def test_small_object_is_one_put(s3, bucket):
