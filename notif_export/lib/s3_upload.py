@@ -89,6 +89,7 @@ class S3MultipartWriter(io.RawIOBase):
                     Bucket=self._bucket, Key=self._key, UploadId=self._created.result(),
                     MultipartUpload={"Parts": parts},
                 )
+                self._created = None  # complete: nothing left for `abort()` to drop
         except BaseException:
             self.abort()
             raise

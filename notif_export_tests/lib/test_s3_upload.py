@@ -56,6 +56,21 @@ def test_abort_keeps_the_previous_object(s3, bucket):
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+def test_abort_after_complete_leaves_the_object(s3, bucket, monkeypatch):
+    """An error after the upload (correcting the metadata, say) aborts the writer: the object
+    stays, and no abort of the finished upload is sent (AWS answers it with NoSuchUpload, which
+    would hide the first error; the local server accepts it, hence the count of calls)."""
+    aborts = []
+    monkeypatch.setattr(s3, "abort_multipart_upload", lambda **kwargs: aborts.append(kwargs))
+    data = os.urandom(PART_SIZE + 1)
+    writer = S3MultipartWriter(s3, bucket, "done.bin")
+    writer.write(data)
+    writer.complete()
+    writer.abort()
+    assert aborts == []
+    assert s3.get_object(Bucket=bucket, Key="done.bin")["Body"].read() == data
+
+
 def test_only_a_killed_writers_old_upload_of_the_data_point_is_aborted(s3, bucket):
     from datetime import datetime, timedelta, timezone
 
