@@ -33,8 +33,8 @@ from notif_export.lib.hours import EPOCH, hour_bounds, hour_spans
 BATCH_ROWS = 65_536
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 BATCH_BYTES = 4 << 20
-# Set to 0 for the export's PostgreSQL sessions (see `SourceDatabase.read_uri`).
-NO_PARALLEL_QUERY = "max_parallel_workers_per_gather"
+# Set to 0 in the export's PostgreSQL sessions (see `SourceDatabase.read_uri`).
+PARALLEL_WORKERS_SETTING = "max_parallel_workers_per_gather"
 
 metadata = sa.MetaData()
 
@@ -328,7 +328,7 @@ class SourceDatabase:
         the one backend that encodes the COPY anyway, so parallel workers only add processes on
         the source (and made the benchmark hour about 7 % slower when the planner chose them).
         The URL's own `options` are kept."""
-        options = " ".join(filter(None, (self.url.query.get("options"), f"-c {NO_PARALLEL_QUERY}=0")))
+        options = " ".join(filter(None, (self.url.query.get("options"), f"-c {PARALLEL_WORKERS_SETTING}=0")))
         query = urlencode({**self.url.query, "options": options}, doseq=True, quote_via=quote)  # libpq: no "+"
         return self.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False) + "?" + query
 
@@ -353,7 +353,7 @@ class SourceDatabase:
         )
         with self.connect() as conn:
             if self.is_postgresql:  # it runs beside the hour's readers: no parallel workers either
-                conn.exec_driver_sql(f"SET LOCAL {NO_PARALLEL_QUERY} = 0")
+                conn.exec_driver_sql(f"SET LOCAL {PARALLEL_WORKERS_SETTING} = 0")
             count, newest = conn.execute(query).one()
         return count, _parse_ts(newest)
 
